@@ -1,0 +1,275 @@
+"""Plain data shared by the cores: Id, ACL, Stat, DataNode, the ACL cache (sans-IO).
+
+Memory matters here: a tree of a million znodes holds a million ``DataNode``s,
+so the node is a slotted object, children sets are created lazily, and ACL
+lists are interned through :class:`AclCache` (ZooKeeper's
+``ReferenceCountedACLCache``) so every node stores one small int.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from .consts import EPHEMERAL_CONTAINER, Perm
+from .jute import Reader, Writer
+
+__all__ = [
+    "Id",
+    "ACL",
+    "Stat",
+    "DataNode",
+    "AclCache",
+    "OPEN_ACL_UNSAFE",
+    "CREATOR_ALL_ACL",
+    "READ_ACL_UNSAFE",
+    "OPEN_UNSAFE_ACL_ID",
+    "STAT_STRUCT",
+    "read_acl",
+    "write_acl",
+    "read_stat",
+    "write_stat",
+    "is_ttl_owner",
+    "ttl_owner",
+    "ttl_of_owner",
+]
+
+
+class Id(NamedTuple):
+    scheme: str
+    id: str
+
+
+class ACL(NamedTuple):
+    perms: int
+    id: Id
+
+
+OPEN_ACL_UNSAFE: tuple[ACL, ...] = (ACL(Perm.ALL, Id("world", "anyone")),)
+CREATOR_ALL_ACL: tuple[ACL, ...] = (ACL(Perm.ALL, Id("auth", "")),)
+READ_ACL_UNSAFE: tuple[ACL, ...] = (ACL(Perm.READ, Id("world", "anyone")),)
+
+#: ``ReferenceCountedACLCache.OPEN_UNSAFE_ACL_ID``: the id meaning OPEN_ACL_UNSAFE.
+OPEN_UNSAFE_ACL_ID = -1
+
+
+def read_acl(r: Reader) -> ACL:
+    perms = r.read_int()
+    return ACL(perms, Id(r.read_ustring(), r.read_ustring()))
+
+
+def write_acl(w: Writer, acl: ACL) -> None:
+    w.write_int(acl.perms)
+    w.write_ustring(acl.id.scheme)
+    w.write_ustring(acl.id.id)
+
+
+#: Stat on the wire: czxid mzxid ctime mtime version cversion aversion ephemeralOwner dataLength numChildren pzxid
+STAT_STRUCT = struct.Struct(">qqqqiiiqiiq")
+
+
+class Stat(NamedTuple):
+    czxid: int
+    mzxid: int
+    ctime: int
+    mtime: int
+    version: int
+    cversion: int
+    aversion: int
+    ephemeralOwner: int
+    dataLength: int
+    numChildren: int
+    pzxid: int
+
+
+def read_stat(r: Reader) -> Stat:
+    pos = r._need(STAT_STRUCT.size)
+    return Stat(*STAT_STRUCT.unpack_from(r.data, pos))
+
+
+def write_stat(w: Writer, st: Stat) -> None:
+    w.buf += STAT_STRUCT.pack(*st)
+
+
+def is_ttl_owner(owner: int) -> bool:
+    """True when an ``ephemeralOwner`` encodes a TTL (high byte 0xFF, not the container marker)."""
+    return owner != EPHEMERAL_CONTAINER and (owner & 0xFF00000000000000) == 0xFF00000000000000
+
+
+def ttl_owner(ttl_ms: int) -> int:
+    """The signed ``ephemeralOwner`` ZooKeeper stores for a TTL node (``EphemeralType.TTL``)."""
+    v = 0xFF00000000000000 | (ttl_ms & 0xFFFFFFFFFF)
+    return v - (1 << 64)
+
+
+def ttl_of_owner(owner: int) -> int:
+    return owner & 0xFFFFFFFFFF
+
+
+class DataNode:
+    """One znode. ``acl`` is an id into the tree's :class:`AclCache`.
+
+    ``children`` holds child *names* (not paths) and is ``None`` while empty.
+    """
+
+    __slots__ = (
+        "data",
+        "acl",
+        "czxid",
+        "mzxid",
+        "ctime",
+        "mtime",
+        "version",
+        "cversion",
+        "aversion",
+        "ephemeral_owner",
+        "pzxid",
+        "children",
+    )
+
+    def __init__(
+        self,
+        data: bytes,
+        acl: int,
+        czxid: int,
+        mzxid: int,
+        ctime: int,
+        mtime: int,
+        version: int = 0,
+        cversion: int = 0,
+        aversion: int = 0,
+        ephemeral_owner: int = 0,
+        pzxid: int = 0,
+    ) -> None:
+        self.data = data
+        self.acl = acl
+        self.czxid = czxid
+        self.mzxid = mzxid
+        self.ctime = ctime
+        self.mtime = mtime
+        self.version = version
+        self.cversion = cversion
+        self.aversion = aversion
+        self.ephemeral_owner = ephemeral_owner
+        self.pzxid = pzxid
+        self.children: set[str] | None = None
+
+    def num_children(self) -> int:
+        c = self.children
+        return 0 if c is None else len(c)
+
+    def stat(self) -> Stat:
+        return Stat(
+            self.czxid,
+            self.mzxid,
+            self.ctime,
+            self.mtime,
+            self.version,
+            self.cversion,
+            self.aversion,
+            self.ephemeral_owner,
+            len(self.data),
+            0 if self.children is None else len(self.children),
+            self.pzxid,
+        )
+
+    def stat_bytes(self) -> bytes:
+        """The 68-byte wire Stat, packed in one call (hot path for reads)."""
+        c = self.children
+        return STAT_STRUCT.pack(
+            self.czxid,
+            self.mzxid,
+            self.ctime,
+            self.mtime,
+            self.version,
+            self.cversion,
+            self.aversion,
+            self.ephemeral_owner,
+            len(self.data),
+            0 if c is None else len(c),
+            self.pzxid,
+        )
+
+
+class AclCache:
+    """Interns ACL lists as longs, reference counted (``ReferenceCountedACLCache``).
+
+    Id ``-1`` is OPEN_ACL_UNSAFE and is never stored; other ids count up from 1.
+    Snapshots write :meth:`items` and restore through :meth:`load`.
+    """
+
+    __slots__ = ("_by_id", "_by_acl", "_refs", "_next")
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[ACL, ...]] = {}
+        self._by_acl: dict[tuple[ACL, ...], int] = {}
+        self._refs: dict[int, int] = {}
+        self._next = 0
+
+    def intern(self, acl: tuple[ACL, ...] | list[ACL]) -> int:
+        """Return the id for ``acl`` and count one more use of it."""
+        key = tuple(acl)
+        if key == OPEN_ACL_UNSAFE:
+            return OPEN_UNSAFE_ACL_ID
+        ref = self._by_acl.get(key)
+        if ref is None:
+            self._next += 1
+            ref = self._next
+            self._by_acl[key] = ref
+            self._by_id[ref] = key
+            self._refs[ref] = 0
+        self._refs[ref] += 1
+        return ref
+
+    def get(self, ref: int) -> tuple[ACL, ...]:
+        if ref == OPEN_UNSAFE_ACL_ID:
+            return OPEN_ACL_UNSAFE
+        try:
+            return self._by_id[ref]
+        except KeyError:
+            raise KeyError(f"ACL id {ref} is not in the cache") from None
+
+    def add_usage(self, ref: int) -> None:
+        if ref == OPEN_UNSAFE_ACL_ID:
+            return
+        if ref in self._refs:
+            self._refs[ref] += 1
+
+    def release(self, ref: int) -> None:
+        """Count one use fewer; drop the entry when nothing uses it."""
+        if ref == OPEN_UNSAFE_ACL_ID or ref not in self._refs:
+            return
+        n = self._refs[ref] - 1
+        if n <= 0:
+            del self._refs[ref]
+            acl = self._by_id.pop(ref)
+            self._by_acl.pop(acl, None)
+        else:
+            self._refs[ref] = n
+
+    def items(self) -> list[tuple[int, tuple[ACL, ...]]]:
+        """(id, acl list) pairs in id order, for a snapshot."""
+        return sorted(self._by_id.items())
+
+    def load(self, items: list[tuple[int, list[ACL] | tuple[ACL, ...]]]) -> None:
+        """Replace the cache with a snapshot's entries (reference counts start at 0;
+        the tree adds one per node as it loads them)."""
+        self._by_id.clear()
+        self._by_acl.clear()
+        self._refs.clear()
+        self._next = 0
+        for ref, acl in items:
+            key = tuple(acl)
+            self._by_id[ref] = key
+            self._by_acl[key] = ref
+            self._refs[ref] = 0
+            self._next = max(self._next, ref)
+
+    def purge_unused(self) -> None:
+        """Drop entries no node uses (after a snapshot load)."""
+        for ref in [r for r, n in self._refs.items() if n <= 0]:
+            del self._refs[ref]
+            self._by_acl.pop(self._by_id.pop(ref), None)
+
+    def __len__(self) -> int:
+        return len(self._by_id)

@@ -1,0 +1,308 @@
+"""Transaction records (``org.apache.zookeeper.txn``) and their jute encoding (sans-IO).
+
+A transaction is a :class:`TxnHeader` plus one record whose class depends on
+``header.type``; the pair is what the txn log stores, what ZAB proposes and
+what the data tree applies.  Failed writes are transactions too
+(:class:`ErrorTxn`), so a session's requests keep their order and every zxid
+is accounted for.
+
+Which record goes with which header type (``SerializeUtils.deserializeTxn``):
+
+=====================================  =====================
+type                                   record
+=====================================  =====================
+create(1), create2(15)                 CreateTxn
+createContainer(19)                    CreateContainerTxn
+createTTL(21)                          CreateTTLTxn
+delete(2), deleteContainer(20)         DeleteTxn
+setData(5)                             SetDataTxn
+setACL(7)                              SetACLTxn
+check(13)                              CheckVersionTxn
+createSession(-10)                     CreateSessionTxn
+closeSession(-11)                      CloseSessionTxn (body may be empty: paths unknown)
+error(-1)                              ErrorTxn
+multi(14)                              MultiTxn (a vector of (type, bytes) sub-txns)
+=====================================  =====================
+
+An optional ``TxnDigest{int version; long treeDigest}`` may follow the record
+(ZooKeeper 3.6+ with ``digest.enabled``); :func:`decode_txn` returns it when present.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Union
+
+from .consts import OpCode
+from .data import ACL, read_acl, write_acl
+from .jute import JuteError, Reader, Writer
+
+__all__ = [
+    "TxnHeader",
+    "CreateTxn",
+    "CreateContainerTxn",
+    "CreateTTLTxn",
+    "DeleteTxn",
+    "SetDataTxn",
+    "SetACLTxn",
+    "CheckVersionTxn",
+    "CreateSessionTxn",
+    "CloseSessionTxn",
+    "ErrorTxn",
+    "MultiTxn",
+    "TxnDigest",
+    "TxnRecord",
+    "encode_txn",
+    "decode_txn",
+    "encode_record",
+    "decode_record",
+]
+
+_HDR = struct.Struct(">qiqqi")
+
+
+@dataclass(frozen=True, slots=True)
+class TxnHeader:
+    client_id: int
+    cxid: int
+    zxid: int
+    time: int
+    type: int
+
+    def write(self, w: Writer) -> None:
+        w.buf += _HDR.pack(self.client_id, self.cxid, self.zxid, self.time, self.type)
+
+    @staticmethod
+    def read(r: Reader) -> TxnHeader:
+        pos = r._need(_HDR.size)
+        return TxnHeader(*_HDR.unpack_from(r.data, pos))
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTxn:
+    path: str
+    data: bytes
+    acl: tuple[ACL, ...]
+    ephemeral: bool
+    parent_cversion: int
+
+    def write(self, w: Writer) -> None:
+        w.write_ustring(self.path)
+        w.write_buffer(self.data)
+        w.write_vector(self.acl, write_acl)
+        w.write_bool(self.ephemeral)
+        w.write_int(self.parent_cversion)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateContainerTxn:
+    path: str
+    data: bytes
+    acl: tuple[ACL, ...]
+    parent_cversion: int
+
+    def write(self, w: Writer) -> None:
+        w.write_ustring(self.path)
+        w.write_buffer(self.data)
+        w.write_vector(self.acl, write_acl)
+        w.write_int(self.parent_cversion)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTTLTxn:
+    path: str
+    data: bytes
+    acl: tuple[ACL, ...]
+    parent_cversion: int
+    ttl: int
+
+    def write(self, w: Writer) -> None:
+        w.write_ustring(self.path)
+        w.write_buffer(self.data)
+        w.write_vector(self.acl, write_acl)
+        w.write_int(self.parent_cversion)
+        w.write_long(self.ttl)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTxn:
+    path: str
+
+    def write(self, w: Writer) -> None:
+        w.write_ustring(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class SetDataTxn:
+    path: str
+    data: bytes
+    version: int
+
+    def write(self, w: Writer) -> None:
+        w.write_ustring(self.path)
+        w.write_buffer(self.data)
+        w.write_int(self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class SetACLTxn:
+    path: str
+    acl: tuple[ACL, ...]
+    version: int
+
+    def write(self, w: Writer) -> None:
+        w.write_ustring(self.path)
+        w.write_vector(self.acl, write_acl)
+        w.write_int(self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckVersionTxn:
+    path: str
+    version: int
+
+    def write(self, w: Writer) -> None:
+        w.write_ustring(self.path)
+        w.write_int(self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSessionTxn:
+    timeout: int
+
+    def write(self, w: Writer) -> None:
+        w.write_int(self.timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSessionTxn:
+    """``paths`` is ``None`` for an old-format close with an empty body."""
+
+    paths: tuple[str, ...] | None
+
+    def write(self, w: Writer) -> None:
+        if self.paths is not None:
+            w.write_ustring_vector(self.paths)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorTxn:
+    err: int
+
+    def write(self, w: Writer) -> None:
+        w.write_int(self.err)
+
+
+@dataclass(frozen=True, slots=True)
+class MultiTxn:
+    """Sub-transactions as (type, record) pairs; all share the multi's zxid."""
+
+    txns: tuple[tuple[int, TxnRecord], ...] = field(default_factory=tuple)
+
+    def write(self, w: Writer) -> None:
+        w.write_int(len(self.txns))
+        for typ, rec in self.txns:
+            w.write_int(typ)
+            sub = Writer()
+            rec.write(sub)
+            w.write_buffer(bytes(sub.buf))
+
+
+@dataclass(frozen=True, slots=True)
+class TxnDigest:
+    version: int
+    tree_digest: int
+
+    def write(self, w: Writer) -> None:
+        w.write_int(self.version)
+        w.write_long(self.tree_digest)
+
+
+TxnRecord = Union[
+    CreateTxn,
+    CreateContainerTxn,
+    CreateTTLTxn,
+    DeleteTxn,
+    SetDataTxn,
+    SetACLTxn,
+    CheckVersionTxn,
+    CreateSessionTxn,
+    CloseSessionTxn,
+    ErrorTxn,
+    MultiTxn,
+]
+
+
+def _acl_tuple(r: Reader) -> tuple[ACL, ...]:
+    return tuple(r.read_vector(read_acl))
+
+
+def decode_record(typ: int, r: Reader) -> TxnRecord:
+    """Decode the record that goes with header type ``typ``."""
+    if typ in (OpCode.create, OpCode.create2):
+        path = r.read_ustring()
+        data = r.read_buffer()
+        acl = _acl_tuple(r)
+        ephemeral = r.read_bool()
+        # CreateTxnV0 (pre-3.3) had no parentCVersion; -1 means "bump by one".
+        pcv = r.read_int() if r.remaining() >= 4 else -1
+        return CreateTxn(path, data, acl, ephemeral, pcv)
+    if typ == OpCode.createContainer:
+        return CreateContainerTxn(r.read_ustring(), r.read_buffer(), _acl_tuple(r), r.read_int())
+    if typ == OpCode.createTTL:
+        return CreateTTLTxn(r.read_ustring(), r.read_buffer(), _acl_tuple(r), r.read_int(), r.read_long())
+    if typ in (OpCode.delete, OpCode.deleteContainer):
+        return DeleteTxn(r.read_ustring())
+    if typ == OpCode.setData:
+        return SetDataTxn(r.read_ustring(), r.read_buffer(), r.read_int())
+    if typ == OpCode.setACL:
+        return SetACLTxn(r.read_ustring(), _acl_tuple(r), r.read_int())
+    if typ == OpCode.check:
+        return CheckVersionTxn(r.read_ustring(), r.read_int())
+    if typ == OpCode.createSession:
+        return CreateSessionTxn(r.read_int())
+    if typ == OpCode.closeSession:
+        if r.remaining() < 4:
+            return CloseSessionTxn(None)
+        return CloseSessionTxn(tuple(r.read_ustring_vector()))
+    if typ == OpCode.error:
+        return ErrorTxn(r.read_int())
+    if typ == OpCode.multi:
+        n = r.read_int()
+        if n < 0 or n > r.remaining():
+            raise JuteError(f"bad multi txn count {n}")
+        subs: list[tuple[int, TxnRecord]] = []
+        for _ in range(n):
+            sub_type = r.read_int()
+            body = r.read_buffer()
+            subs.append((sub_type, decode_record(sub_type, Reader(body))))
+        return MultiTxn(tuple(subs))
+    raise JuteError(f"unknown txn type {typ}")
+
+
+def encode_record(rec: TxnRecord) -> bytes:
+    w = Writer()
+    rec.write(w)
+    return bytes(w.buf)
+
+
+def encode_txn(hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) -> bytes:
+    """TxnHeader + record (+ digest): the bytes a log entry and a PROPOSAL carry."""
+    w = Writer()
+    hdr.write(w)
+    rec.write(w)
+    if digest is not None:
+        digest.write(w)
+    return bytes(w.buf)
+
+
+def decode_txn(data: bytes | bytearray | memoryview) -> tuple[TxnHeader, TxnRecord, TxnDigest | None]:
+    """Inverse of :func:`encode_txn`. Raises :class:`JuteError` on malformed input."""
+    r = Reader(data, max_len=len(data))
+    hdr = TxnHeader.read(r)
+    rec = decode_record(hdr.type, r)
+    digest = None
+    if r.remaining() >= 12:
+        digest = TxnDigest(r.read_int(), r.read_long())
+    return hdr, rec, digest
