@@ -7,6 +7,8 @@ Values are ZooKeeper's (``ZooDefs.OpCode``, ``KeeperException.Code``,
 
 from __future__ import annotations
 
+__sans_io__ = True
+
 from enum import IntEnum
 
 __all__ = [

@@ -8,6 +8,8 @@ lists are interned through :class:`AclCache` (ZooKeeper's
 
 from __future__ import annotations
 
+__sans_io__ = True
+
 import struct
 from typing import NamedTuple
 

@@ -24,6 +24,8 @@ Invariants of this module:
 
 from __future__ import annotations
 
+__sans_io__ = True
+
 import struct
 from collections.abc import Callable, Iterable
 from typing import TypeVar

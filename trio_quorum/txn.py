@@ -30,6 +30,8 @@ An optional ``TxnDigest{int version; long treeDigest}`` may follow the record
 
 from __future__ import annotations
 
+__sans_io__ = True
+
 import struct
 from dataclasses import dataclass, field
 from typing import Union
