@@ -696,3 +696,570 @@ class _Writable(Protocol):
 
 Request: TypeAlias = Any
 Response: TypeAlias = Any
+
+
+# ------------------------------------------------------------ decode helpers
+
+_Buf: TypeAlias = "bytes | bytearray | memoryview"
+_Decoder: TypeAlias = "Callable[[Any, int, int], Any]"
+
+
+def _truncated(off: int, need: int, end: int) -> ProtocolError:
+    return ProtocolError(f"truncated packet: need {need} bytes at offset {off}, have {end - off}")
+
+
+def _str_at(b: _Buf, off: int, end: int, max_len: int) -> tuple[str, int]:
+    """A ustring at ``off``; null and empty both read as ``""``."""
+    if off + 4 > end:
+        raise _truncated(off, 4, end)
+    n: int = _unpack_int(b, off)[0]
+    off += 4
+    if n <= 0:
+        if n < -1:
+            raise ProtocolError(f"negative length {n} at offset {off - 4}")
+        return "", off
+    if n > max_len:
+        raise ProtocolError(f"length {n} exceeds the limit of {max_len} bytes")
+    e = off + n
+    if e > end:
+        raise _truncated(off, n, end)
+    try:
+        return str(b[off:e], "utf-8"), e
+    except UnicodeDecodeError:
+        raise ProtocolError(f"invalid UTF-8 in string at offset {off}") from None
+
+
+def _buf_at(b: _Buf, off: int, end: int, max_len: int) -> tuple[bytes, int]:
+    """A buffer at ``off``; null and empty both read as ``b""``."""
+    if off + 4 > end:
+        raise _truncated(off, 4, end)
+    n: int = _unpack_int(b, off)[0]
+    off += 4
+    if n <= 0:
+        if n < -1:
+            raise ProtocolError(f"negative length {n} at offset {off - 4}")
+        return b"", off
+    if n > max_len:
+        raise ProtocolError(f"length {n} exceeds the limit of {max_len} bytes")
+    e = off + n
+    if e > end:
+        raise _truncated(off, n, end)
+    return bytes(b[off:e]), e
+
+
+def _int_at(b: _Buf, off: int, end: int) -> int:
+    if off + 4 > end:
+        raise _truncated(off, 4, end)
+    v: int = _unpack_int(b, off)[0]
+    return v
+
+
+def _path_watch(cls: Any) -> _Decoder:
+    # getData/exists/getChildren(2): the hottest decoders, kept free of Reader.
+    def dec(b: _Buf, off: int, max_len: int) -> Any:
+        end = len(b)
+        path, off = _str_at(b, off, end, max_len)
+        if off >= end:
+            raise _truncated(off, 1, end)
+        return cls(path, b[off] != 0)
+
+    return dec
+
+
+def _path_int(cls: Any) -> _Decoder:
+    def dec(b: _Buf, off: int, max_len: int) -> Any:
+        end = len(b)
+        path, off = _str_at(b, off, end, max_len)
+        return cls(path, _int_at(b, off, end))
+
+    return dec
+
+
+def _path_only(cls: Any) -> _Decoder:
+    def dec(b: _Buf, off: int, max_len: int) -> Any:
+        return cls(_str_at(b, off, len(b), max_len)[0])
+
+    return dec
+
+
+def _dec_set_data(b: _Buf, off: int, max_len: int) -> SetDataRequest:
+    end = len(b)
+    path, off = _str_at(b, off, end, max_len)
+    data, off = _buf_at(b, off, end, max_len)
+    return SetDataRequest(path, data, _int_at(b, off, end))
+
+
+def _read_acls(r: Reader) -> tuple[ACL, ...]:
+    return tuple(r.read_vector(read_acl))
+
+
+def _read_strings(r: Reader) -> tuple[str, ...]:
+    return tuple(r.read_vector(Reader.read_ustring))
+
+
+def _r_create(r: Reader) -> CreateRequest:
+    return CreateRequest(r.read_ustring(), r.read_buffer(), _read_acls(r), r.read_int())
+
+
+def _r_create_ttl(r: Reader) -> CreateTTLRequest:
+    return CreateTTLRequest(
+        r.read_ustring(), r.read_buffer(), _read_acls(r), r.read_int(), r.read_long()
+    )
+
+
+def _r_delete(r: Reader) -> DeleteRequest:
+    return DeleteRequest(r.read_ustring(), r.read_int())
+
+
+def _r_set_data(r: Reader) -> SetDataRequest:
+    return SetDataRequest(r.read_ustring(), r.read_buffer(), r.read_int())
+
+
+def _r_check(r: Reader) -> CheckVersionRequest:
+    return CheckVersionRequest(r.read_ustring(), r.read_int())
+
+
+def _r_get_data(r: Reader) -> GetDataRequest:
+    return GetDataRequest(r.read_ustring(), r.read_bool())
+
+
+def _r_get_children(r: Reader) -> GetChildrenRequest:
+    return GetChildrenRequest(r.read_ustring(), r.read_bool())
+
+
+def _r_set_acl(r: Reader) -> SetACLRequest:
+    return SetACLRequest(r.read_ustring(), _read_acls(r), r.read_int())
+
+
+def _r_auth(r: Reader) -> AuthPacket:
+    return AuthPacket(r.read_int(), r.read_ustring(), r.read_buffer())
+
+
+def _r_set_watches(r: Reader) -> SetWatches:
+    return SetWatches(r.read_long(), _read_strings(r), _read_strings(r), _read_strings(r))
+
+
+def _r_set_watches2(r: Reader) -> SetWatches:
+    return SetWatches(
+        r.read_long(),
+        _read_strings(r),
+        _read_strings(r),
+        _read_strings(r),
+        _read_strings(r),
+        _read_strings(r),
+    )
+
+
+def _r_reconfig(r: Reader) -> ReconfigRequest:
+    return ReconfigRequest(
+        r.read_ustring_nullable(),
+        r.read_ustring_nullable(),
+        r.read_ustring_nullable(),
+        r.read_long(),
+    )
+
+
+def _r_sasl(r: Reader) -> GetSASLRequest:
+    return GetSASLRequest(r.read_buffer())
+
+
+#: Op types a multi (14) may carry, and their request readers.
+MULTI_WRITE_OPS: dict[int, Callable[[Reader], Any]] = {
+    OpCode.create: _r_create,
+    OpCode.create2: _r_create,
+    OpCode.createContainer: _r_create,
+    OpCode.createTTL: _r_create_ttl,
+    OpCode.delete: _r_delete,
+    OpCode.setData: _r_set_data,
+    OpCode.check: _r_check,
+}
+#: Op types a multiRead (22) may carry.
+MULTI_READ_OPS: dict[int, Callable[[Reader], Any]] = {
+    OpCode.getChildren: _r_get_children,
+    OpCode.getData: _r_get_data,
+}
+
+
+def _multi(allowed: dict[int, Callable[[Reader], Any]], name: str) -> Callable[[Reader], Any]:
+    other = MULTI_READ_OPS if allowed is MULTI_WRITE_OPS else MULTI_WRITE_OPS
+
+    def read(r: Reader) -> MultiRequest:
+        ops: list[tuple[int, Any]] = []
+        # Each round consumes at least a 9-byte MultiHeader: bounded by the input.
+        while True:
+            if r.end - r.pos < 9:
+                raise _truncated(r.pos, 9, r.end)
+            t, done, _err = _MULTI_HEADER.unpack_from(r.data, r.pos)
+            r.pos += 9
+            if done:
+                return MultiRequest(tuple(ops))
+            read_op = allowed.get(t)
+            if read_op is None:
+                if t in other:
+                    raise ProtocolError(f"{name}: mixing read and write operations (op type {t})")
+                raise ProtocolError(f"{name}: invalid type of op {t}")
+            ops.append((t, read_op(r)))
+
+    return read
+
+
+def _with_reader(read: Callable[[Reader], Any]) -> _Decoder:
+    def dec(b: _Buf, off: int, max_len: int) -> Any:
+        return read(Reader(b, off, max_len=max_len))
+
+    return dec
+
+
+_REQUEST_DECODERS: dict[int, _Decoder] = {
+    OpCode.create: _with_reader(_r_create),
+    OpCode.create2: _with_reader(_r_create),
+    OpCode.createContainer: _with_reader(_r_create),
+    OpCode.createTTL: _with_reader(_r_create_ttl),
+    OpCode.delete: _path_int(DeleteRequest),
+    OpCode.exists: _path_watch(ExistsRequest),
+    OpCode.getData: _path_watch(GetDataRequest),
+    OpCode.setData: _dec_set_data,
+    OpCode.getACL: _path_only(GetACLRequest),
+    OpCode.setACL: _with_reader(_r_set_acl),
+    OpCode.getChildren: _path_watch(GetChildrenRequest),
+    OpCode.getChildren2: _path_watch(GetChildren2Request),
+    OpCode.sync: _path_only(SyncRequest),
+    OpCode.check: _path_int(CheckVersionRequest),
+    OpCode.multi: _with_reader(_multi(MULTI_WRITE_OPS, "multi")),
+    OpCode.multiRead: _with_reader(_multi(MULTI_READ_OPS, "multiRead")),
+    OpCode.reconfig: _with_reader(_r_reconfig),
+    OpCode.checkWatches: _path_int(CheckWatchesRequest),
+    OpCode.removeWatches: _path_int(RemoveWatchesRequest),
+    OpCode.auth: _with_reader(_r_auth),
+    OpCode.setWatches: _with_reader(_r_set_watches),
+    OpCode.setWatches2: _with_reader(_r_set_watches2),
+    OpCode.sasl: _with_reader(_r_sasl),
+    OpCode.getEphemerals: _path_only(GetEphemeralsRequest),
+    OpCode.getAllChildrenNumber: _path_only(GetAllChildrenNumberRequest),
+    OpCode.addWatch: _path_int(AddWatchRequest),
+}
+#: Requests whose body is empty.
+_NO_BODY_REQUESTS = frozenset({OpCode.ping, OpCode.closeSession, OpCode.whoAmI})
+_DECODE_ERRORS = (struct.error, IndexError, UnicodeDecodeError, OverflowError)
+
+
+def _as_protocol_error(exc: Exception, what: str) -> ProtocolError:
+    if isinstance(exc, ProtocolError):
+        return exc
+    return ProtocolError(f"malformed {what}: {exc}")
+
+
+# ------------------------------------------------------------ server side
+
+
+def decode_request_header(payload: _Buf, offset: int = 0) -> RequestHeader:
+    """The ``RequestHeader`` at the start of a (non-connect) frame payload."""
+    if len(payload) - offset < 8:
+        raise _truncated(offset, 8, len(payload))
+    xid, opcode = _II.unpack_from(payload, offset)
+    return RequestHeader(xid, opcode)
+
+
+def decode_request(
+    opcode: int, body: _Buf, *, max_len: int = DEFAULT_MAX_BUFFER, offset: int = 0
+) -> Request:
+    """Decode the record of request ``opcode`` from ``body[offset:]``.
+
+    Returns the request record, or ``None`` for requests without a body (ping,
+    closeSession, whoAmI).  Trailing bytes are ignored, as ZooKeeper does.
+
+    Raises:
+        ProtocolError: unknown opcode (``err`` UNIMPLEMENTED), truncated or
+            malformed body, a length above ``max_len``, bad UTF-8, an op type
+            not allowed in a multi / multiRead or a mix of both kinds
+            (``err`` MARSHALLINGERROR).
+    """
+    dec = _REQUEST_DECODERS.get(opcode)
+    if dec is None:
+        if opcode in _NO_BODY_REQUESTS:
+            return None
+        raise ProtocolError(f"unknown or non-client opcode {opcode}", Err.UNIMPLEMENTED)
+    try:
+        return dec(body, offset, max_len)
+    except JuteError as exc:
+        raise _as_protocol_error(exc, _op_name(opcode)) from None
+    except _DECODE_ERRORS as exc:
+        raise _as_protocol_error(exc, _op_name(opcode)) from None
+
+
+def _op_name(opcode: int) -> str:
+    try:
+        return f"{OpCode(opcode).name} request"
+    except ValueError:
+        return f"opcode {opcode} record"
+
+
+def decode_connect_request(payload: _Buf, *, max_len: int = DEFAULT_MAX_BUFFER) -> ConnectRequest:
+    """The first packet of a connection.  ``read_only`` is ``None`` when absent."""
+    end = len(payload)
+    if end < _CONNECT_REQ.size:
+        raise _truncated(0, _CONNECT_REQ.size, end)
+    pv, zxid, timeout, sid = _CONNECT_REQ.unpack_from(payload, 0)
+    passwd, off = _buf_at(payload, _CONNECT_REQ.size, end, max_len)
+    read_only = None if off >= end else payload[off] != 0
+    return ConnectRequest(pv, zxid, timeout, sid, passwd, read_only)
+
+
+_HDR_ZERO = bytes(_FRAME_REPLY.size)
+
+
+def _fast_data_stat(xid: int, zxid: int, err: int, body: Any) -> bytes:
+    data = body.data
+    st = _stat_bytes(body.stat)
+    if data is None:
+        return _FRAME_REPLY_LEN.pack(88, xid, zxid, err, -1) + st
+    n = len(data)
+    return b"".join((_FRAME_REPLY_LEN.pack(88 + n, xid, zxid, err, n), data, st))
+
+
+def _fast_stat(xid: int, zxid: int, err: int, body: Any) -> bytes:
+    return _FRAME_REPLY.pack(84, xid, zxid, err) + _stat_bytes(body.stat)
+
+
+def _fast_path_stat(xid: int, zxid: int, err: int, body: Any) -> bytes:
+    p = body.path.encode()
+    n = len(p)
+    return b"".join((_FRAME_REPLY_LEN.pack(88 + n, xid, zxid, err, n), p, _stat_bytes(body.stat)))
+
+
+_FAST_REPLIES: dict[type, Callable[[int, int, int, Any], bytes]] = {
+    GetDataResponse: _fast_data_stat,
+    ExistsResponse: _fast_stat,
+    SetDataResponse: _fast_stat,
+    SetACLResponse: _fast_stat,
+    Create2Response: _fast_path_stat,
+}
+
+
+def encode_reply(xid: int, zxid: int, err: int, body: Response | bytes | None = None) -> bytes:
+    """A whole reply frame: int32 length + ReplyHeader + ``body``.
+
+    ``body`` is a response record (anything with ``write(Writer)``), already
+    encoded ``bytes``, or ``None``.  ZooKeeper sends no body when ``err != 0``;
+    that is the caller's choice, not enforced here.
+    """
+    if body is None:
+        return _FRAME_REPLY.pack(16, xid, zxid, err)
+    fast = _FAST_REPLIES.get(type(body))
+    if fast is not None:
+        return fast(xid, zxid, err, body)
+    if isinstance(body, bytes | bytearray | memoryview):
+        return _FRAME_REPLY.pack(16 + len(body), xid, zxid, err) + body
+    w = Writer()
+    buf = w.buf
+    buf += _HDR_ZERO
+    body.write(w)
+    _FRAME_REPLY.pack_into(buf, 0, len(buf) - 4, xid, zxid, err)
+    return bytes(buf)
+
+
+_FRAME_NOTIFICATION = struct.Struct(">iiqiiii")
+
+
+def encode_notification(event_type: int, state: int, path: str, zxid: int = -1) -> bytes:
+    """A whole watch-event frame: xid -1, ``zxid`` (-1 on 3.8, the txn's on 3.9), err 0."""
+    p = path.encode()
+    n = len(p)
+    return _FRAME_NOTIFICATION.pack(28 + n, -1, zxid, 0, event_type, state, n) + p
+
+
+def encode_connect_response(
+    protocol_version: int | ConnectResponse = 0,
+    timeout: int = 0,
+    session_id: int = 0,
+    passwd: bytes = b"",
+    read_only: bool | None = False,
+) -> bytes:
+    """A whole ConnectResponse frame; pass a :class:`ConnectResponse` or its fields.
+
+    ``read_only=None`` omits the trailing byte (answer to an old client).
+    """
+    rsp = (
+        protocol_version
+        if isinstance(protocol_version, ConnectResponse)
+        else ConnectResponse(protocol_version, timeout, session_id, passwd, read_only)
+    )
+    return _frame(rsp)
+
+
+def _frame(record: _Writable) -> bytes:
+    w = Writer()
+    w.buf += b"\0\0\0\0"
+    record.write(w)
+    _INT.pack_into(w.buf, 0, len(w.buf) - 4)
+    return bytes(w.buf)
+
+
+# ------------------------------------------------------------ client side
+
+
+def encode_request(xid: int, opcode: int, request: Request = None) -> bytes:
+    """A whole request frame: int32 length + RequestHeader(xid, opcode) + record."""
+    if request is None:
+        return _FRAME_REQUEST.pack(8, xid, opcode)
+    w = Writer()
+    buf = w.buf
+    buf += b"\0" * 12
+    request.write(w)
+    _FRAME_REQUEST.pack_into(buf, 0, len(buf) - 4, xid, opcode)
+    return bytes(buf)
+
+
+def encode_connect_request(
+    protocol_version: int | ConnectRequest = 0,
+    last_zxid_seen: int = 0,
+    timeout: int = 10000,
+    session_id: int = 0,
+    passwd: bytes = b"\0" * 16,
+    read_only: bool | None = False,
+) -> bytes:
+    """A whole ConnectRequest frame; pass a :class:`ConnectRequest` or its fields."""
+    req = (
+        protocol_version
+        if isinstance(protocol_version, ConnectRequest)
+        else ConnectRequest(
+            protocol_version, last_zxid_seen, timeout, session_id, passwd, read_only
+        )
+    )
+    return _frame(req)
+
+
+def decode_reply_header(payload: _Buf, offset: int = 0) -> ReplyHeader:
+    """The ReplyHeader at the start of a reply frame payload (16 bytes)."""
+    if len(payload) - offset < 16:
+        raise _truncated(offset, 16, len(payload))
+    return ReplyHeader(*_REPLY_HEADER.unpack_from(payload, offset))
+
+
+def decode_connect_response(payload: _Buf, *, max_len: int = DEFAULT_MAX_BUFFER) -> ConnectResponse:
+    """A ConnectResponse payload; ``read_only`` is ``None`` when the byte is absent."""
+    end = len(payload)
+    if end < _CONNECT_RSP.size:
+        raise _truncated(0, _CONNECT_RSP.size, end)
+    pv, timeout, sid = _CONNECT_RSP.unpack_from(payload, 0)
+    passwd, off = _buf_at(payload, _CONNECT_RSP.size, end, max_len)
+    read_only = None if off >= end else payload[off] != 0
+    return ConnectResponse(pv, timeout, sid, passwd, read_only)
+
+
+def decode_notification(
+    payload: _Buf, offset: int = 16, *, max_len: int = DEFAULT_MAX_BUFFER
+) -> WatcherEvent:
+    """The WatcherEvent of a notification frame payload (after its 16-byte ReplyHeader)."""
+    end = len(payload)
+    if end - offset < 8:
+        raise _truncated(offset, 8, end)
+    t, state = _II.unpack_from(payload, offset)
+    path, _ = _str_at(payload, offset + 8, end, max_len)
+    return WatcherEvent(t, state, path)
+
+
+def _rs_create(r: Reader) -> CreateResponse:
+    return CreateResponse(r.read_ustring())
+
+
+def _rs_create2(r: Reader) -> Create2Response:
+    return Create2Response(r.read_ustring(), read_stat(r))
+
+
+def _rs_get_data(r: Reader) -> GetDataResponse:
+    return GetDataResponse(r.read_buffer_nullable(), read_stat(r))
+
+
+def _rs_set_data(r: Reader) -> SetDataResponse:
+    return SetDataResponse(read_stat(r))
+
+
+def _rs_get_children(r: Reader) -> GetChildrenResponse:
+    return GetChildrenResponse(_read_strings(r))
+
+
+def _rs_multi(r: Reader) -> MultiResponse:
+    results: list[tuple[int, Any]] = []
+    while True:
+        if r.end - r.pos < 9:
+            raise _truncated(r.pos, 9, r.end)
+        t, done, err = _MULTI_HEADER.unpack_from(r.data, r.pos)
+        r.pos += 9
+        if done:
+            return MultiResponse(tuple(results))
+        if t == -1:
+            results.append((-1, r.read_int()))
+            continue
+        read = _MULTI_RESULT_READERS.get(t)
+        if read is None:
+            raise ProtocolError(f"multi response: invalid result type {t}")
+        results.append((t, read(r) if read is not _NO_BODY else None))
+
+
+def _NO_BODY(r: Reader) -> None:
+    return None
+
+
+_MULTI_RESULT_READERS: dict[int, Callable[[Reader], Any]] = {
+    OpCode.create: _rs_create,
+    OpCode.create2: _rs_create2,
+    OpCode.createTTL: _rs_create2,
+    OpCode.createContainer: _rs_create2,
+    OpCode.delete: _NO_BODY,
+    OpCode.check: _NO_BODY,
+    OpCode.setData: _rs_set_data,
+    OpCode.getData: _rs_get_data,
+    OpCode.getChildren: _rs_get_children,
+}
+
+_RESPONSE_READERS: dict[int, Callable[[Reader], Any]] = {
+    **_MULTI_RESULT_READERS,
+    OpCode.exists: lambda r: ExistsResponse(read_stat(r)),
+    OpCode.getACL: lambda r: GetACLResponse(_read_acls(r), read_stat(r)),
+    OpCode.setACL: lambda r: SetACLResponse(read_stat(r)),
+    OpCode.sync: lambda r: SyncResponse(r.read_ustring()),
+    OpCode.getChildren2: lambda r: GetChildren2Response(_read_strings(r), read_stat(r)),
+    OpCode.multi: _rs_multi,
+    OpCode.multiRead: _rs_multi,
+    OpCode.reconfig: _rs_get_data,
+    OpCode.sasl: lambda r: SetSASLResponse(r.read_buffer()),
+    OpCode.getEphemerals: lambda r: GetEphemeralsResponse(_read_strings(r)),
+    OpCode.getAllChildrenNumber: lambda r: GetAllChildrenNumberResponse(r.read_int()),
+    OpCode.addWatch: lambda r: ErrorResponse(r.read_int()),
+    OpCode.whoAmI: lambda r: WhoAmIResponse(
+        tuple(r.read_vector(lambda r2: (r2.read_ustring(), r2.read_ustring())))
+    ),
+    OpCode.ping: _NO_BODY,
+    OpCode.closeSession: _NO_BODY,
+    OpCode.auth: _NO_BODY,
+    OpCode.setWatches: _NO_BODY,
+    OpCode.setWatches2: _NO_BODY,
+    OpCode.checkWatches: _NO_BODY,
+    OpCode.removeWatches: _NO_BODY,
+}
+
+
+def decode_response(
+    opcode: int, body: _Buf, *, max_len: int = DEFAULT_MAX_BUFFER, offset: int = 0
+) -> Response:
+    """Decode the response record of request ``opcode`` (call only when err == 0).
+
+    Returns the response record, or ``None`` for requests answered with a bare
+    header (delete, check, ping, auth, setWatches, checkWatches, removeWatches,
+    closeSession).  Stats decode as :class:`~trio_quorum.data.Stat`.
+
+    Raises:
+        ProtocolError: unknown opcode or malformed body.
+    """
+    read = _RESPONSE_READERS.get(opcode)
+    if read is None:
+        raise ProtocolError(f"no response record for opcode {opcode}", Err.UNIMPLEMENTED)
+    if read is _NO_BODY:
+        return None
+    try:
+        return read(Reader(body, offset, max_len=max_len))
+    except JuteError as exc:
+        raise _as_protocol_error(exc, f"response to opcode {opcode}") from None
+    except _DECODE_ERRORS as exc:
+        raise _as_protocol_error(exc, f"response to opcode {opcode}") from None
