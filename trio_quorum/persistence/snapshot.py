@@ -1,0 +1,225 @@
+"""Snapshot format of Apache ZooKeeper 3.8 (``FileSnap`` / ``SnapStream``), sans-IO.
+
+Grammar of ``dataDir/version-2/snapshot.<hex zxid>`` (uncompressed, "CHECKED" mode)::
+
+    snapshot := FileHeader sessions acls nodes seal [digest seal] [lastZxid seal]
+    FileHeader := int magic "ZKSN" (0x5A4B534E) | int version 2 | long dbid (-1)
+    sessions := int count, (long sessionId, int timeoutMs)*
+    acls     := int count, (long aclId, vector<ACL>)*        ReferenceCountedACLCache
+    nodes    := (ustring path, buffer data, long aclId, StatPersisted)* ustring "/"
+                pre-order; the root's path is "" and "/" ends the list
+    seal     := long Adler32(every byte before the seal) | ustring "/"
+    digest   := ZxidDigest{long zxid; int digestVersion; long digest}  (3.6+)
+    lastZxid := long lastProcessedZxid                                  (3.9+)
+
+The Adler32 runs over the whole stream, so the second seal covers the first.
+``FileSnap`` names the file after the tree's lastProcessedZxid when the
+snapshot *started*; snapshots are fuzzy and the log is replayed over them.
+
+ZooKeeper 3.8 with ``digest.enabled`` (the default) writes the digest section;
+a digest whose zxid is 0 means "no digest to compare" and is what we write
+unless a real tree digest is supplied, so ZooKeeper never reports a digest
+mismatch for our snapshots.
+
+Invariants of this module: no IO; every length read from a snapshot is bounded
+by the data; a snapshot whose seal does not match raises
+:class:`CorruptStorage` (the caller then falls back to an older snapshot).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..data import ACL, DataNode, read_acl
+from ..jute import JuteError, Reader
+from .api import CorruptStorage
+
+__sans_io__ = True
+
+__all__ = [
+    "SNAP_MAGIC",
+    "SNAP_PREFIX",
+    "DIGEST_VERSION",
+    "ZxidDigest",
+    "Snapshot",
+    "encode_snapshot",
+    "decode_snapshot",
+    "snapshot_name",
+    "looks_complete",
+]
+
+SNAP_MAGIC = 0x5A4B534E  # "ZKSN"
+SNAP_PREFIX = "snapshot"
+DIGEST_VERSION = 2
+
+_FILE_HEADER = struct.Struct(">iiq")
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+_SESSION = struct.Struct(">qi")
+# aclId + StatPersisted{czxid mzxid ctime mtime version cversion aversion ephemeralOwner pzxid}
+_NODE_TAIL = struct.Struct(">qqqqqiiiqq")
+_SEAL_PATH = b"\x00\x00\x00\x01/"
+_DIGEST = struct.Struct(">qiq")
+
+
+def snapshot_name(zxid: int) -> str:
+    return f"{SNAP_PREFIX}.{zxid:x}"
+
+
+def looks_complete(tail: bytes) -> bool:
+    """``SnapStream.isValidCheckedStream``: the last 5 bytes are the seal's ``"/"``."""
+    return tail[-5:] == _SEAL_PATH
+
+
+@dataclass(frozen=True, slots=True)
+class ZxidDigest:
+    zxid: int
+    version: int
+    digest: int
+
+
+@dataclass(slots=True)
+class Snapshot:
+    dbid: int
+    sessions: dict[int, int]
+    acls: list[tuple[int, list[ACL]]]
+    nodes: list[tuple[str, DataNode]]
+    digest: ZxidDigest | None
+    last_zxid: int | None
+
+
+def _acl_bytes(acl: Iterable[ACL]) -> bytes:
+    acl = list(acl)
+    parts = [_INT.pack(len(acl))]
+    for a in acl:
+        s, i = a.id.scheme.encode(), a.id.id.encode()
+        parts += (_INT.pack(a.perms), _INT.pack(len(s)), s, _INT.pack(len(i)), i)
+    return b"".join(parts)
+
+
+def encode_snapshot(
+    sessions: dict[int, int],
+    acls: Iterable[tuple[int, Iterable[ACL]]],
+    nodes: Iterable[tuple[str, DataNode]],
+    *,
+    digest: ZxidDigest | None = None,
+    dbid: int = -1,
+    chunk_size: int = 1 << 20,
+) -> Iterator[bytes]:
+    """Yield a snapshot's bytes in chunks of about ``chunk_size``.
+
+    ``nodes`` is consumed lazily, one chunk per ``next()``, so a caller can
+    interleave serialisation with other work (the fuzzy snapshot).  ``digest``
+    ``None`` writes the empty ZxidDigest ZooKeeper writes when it has none.
+    """
+    crc = 1  # Adler32 initial value
+    buf = bytearray(_FILE_HEADER.pack(SNAP_MAGIC, 2, dbid))
+    buf += _INT.pack(len(sessions))
+    for sid, timeout in list(sessions.items()):
+        buf += _SESSION.pack(sid, timeout)
+    acls = list(acls)
+    buf += _INT.pack(len(acls))
+    for ref, acl in acls:
+        buf += _LONG.pack(ref)
+        buf += _acl_bytes(acl)
+    pack_int = _INT.pack
+    pack_tail = _NODE_TAIL.pack
+    for path, n in nodes:
+        pb = path.encode()
+        d = n.data
+        buf += pack_int(len(pb))
+        buf += pb
+        buf += pack_int(len(d))
+        buf += d
+        buf += pack_tail(
+            n.acl, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cversion, n.aversion, n.ephemeral_owner, n.pzxid
+        )
+        if len(buf) >= chunk_size:
+            crc = zlib.adler32(buf, crc)
+            yield bytes(buf)
+            buf.clear()
+    buf += _SEAL_PATH
+    crc = zlib.adler32(buf, crc)
+    seal = _LONG.pack(crc) + _SEAL_PATH
+    crc = zlib.adler32(seal, crc)
+    d = digest or ZxidDigest(0, DIGEST_VERSION, 0)
+    tail = _DIGEST.pack(d.zxid, d.version, d.digest)
+    crc = zlib.adler32(tail, crc)
+    yield bytes(buf) + seal + tail + _LONG.pack(crc) + _SEAL_PATH
+
+
+def _check_seal(data: bytes | memoryview, r: Reader, name: str) -> None:
+    pos = r.pos
+    want = zlib.adler32(data[:pos])
+    val = r.read_long()
+    if r.read_ustring_nullable() != "/":
+        raise CorruptStorage(f"{name}: bad seal at offset {pos}")
+    if val & 0xFFFFFFFF != want or val >> 32:
+        raise CorruptStorage(f"{name}: checksum mismatch at offset {pos} (CRC corruption)")
+
+
+def decode_snapshot(data: bytes | memoryview, name: str = "snapshot") -> Snapshot:
+    """Parse and verify a whole snapshot.
+
+    Raises:
+        CorruptStorage: wrong magic, truncated data, a bad length or a seal that
+            does not match.
+    """
+    r = Reader(data, max_len=len(data))
+    try:
+        magic, version, dbid = _FILE_HEADER.unpack_from(data, r._need(_FILE_HEADER.size))
+        if magic != SNAP_MAGIC:
+            raise CorruptStorage(f"{name}: mismatching magic headers {magic:#x} != {SNAP_MAGIC:#x}")
+        count = r.read_int()
+        if count < 0 or count * _SESSION.size > r.remaining():
+            raise CorruptStorage(f"{name}: bad session count {count}")
+        sessions: dict[int, int] = {}
+        for _ in range(count):
+            sid, timeout = _SESSION.unpack_from(data, r._need(_SESSION.size))
+            sessions[sid] = timeout
+        count = r.read_int()
+        if count < 0 or count * 12 > r.remaining():
+            raise CorruptStorage(f"{name}: bad ACL cache size {count}")
+        acls: list[tuple[int, list[ACL]]] = []
+        for _ in range(count):
+            ref = r.read_long()
+            acl = r.read_vector_nullable(read_acl)
+            if acl is None:
+                raise CorruptStorage(f"{name}: missing acls for id {ref}")
+            acls.append((ref, acl))
+        nodes: list[tuple[str, DataNode]] = []
+        append = nodes.append
+        unpack_tail = _NODE_TAIL.unpack_from
+        tail_size = _NODE_TAIL.size
+        read_path = r.read_ustring
+        read_buffer = r.read_buffer
+        need = r._need
+        while True:
+            path = read_path()
+            if path == "/":
+                break
+            d = read_buffer()
+            append((path, DataNode(d, *unpack_tail(data, need(tail_size)))))
+        _check_seal(data, r, name)
+        digest = None
+        last_zxid = None
+        if r.remaining() >= 12:
+            zxid, dversion = r.read_long(), r.read_int()
+            if dversion < 2:
+                s = r.read_ustring_nullable()
+                dval = int(s, 16) if s else 0
+            else:
+                dval = r.read_long()
+            _check_seal(data, r, name)
+            digest = ZxidDigest(zxid, dversion, dval)
+            if r.remaining() >= 8 + len(_SEAL_PATH) + 8:
+                last_zxid = r.read_long()
+                _check_seal(data, r, name)
+    except JuteError as exc:
+        raise CorruptStorage(f"{name}: {exc}") from exc
+    except ValueError as exc:  # int(s, 16) on garbage
+        raise CorruptStorage(f"{name}: bad digest: {exc}") from exc
+    return Snapshot(dbid, sessions, acls, nodes, digest, last_zxid)
