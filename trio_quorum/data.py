@@ -13,7 +13,7 @@ __sans_io__ = True
 import struct
 from typing import NamedTuple
 
-from .consts import EPHEMERAL_CONTAINER, Perm
+from .consts import EPHEMERAL_CONTAINER, TTL_MASK, Perm
 from .jute import Reader, Writer
 
 __all__ = [
@@ -111,6 +111,11 @@ def ttl_of_owner(owner: int) -> int:
 class DataNode:
     """One znode. ``acl`` is an id into the tree's :class:`AclCache`.
 
+    Fields hold ZooKeeper's *persisted* values (``StatPersisted``, what a
+    snapshot stores): ``cversion`` counts child creations and
+    ``ephemeral_owner`` keeps the container/TTL markers.  :meth:`stat` and
+    :meth:`stat_bytes` translate to what clients see.
+
     ``children`` holds child *names* (not paths) and is ``None`` while empty.
     """
 
@@ -160,35 +165,56 @@ class DataNode:
         c = self.children
         return 0 if c is None else len(c)
 
+    def client_ephemeral_owner(self) -> int:
+        """``ephemeralOwner`` as clients see it: 0 for containers and TTL nodes
+        (``DataNode.getClientEphemeralOwner``); the stored value otherwise."""
+        eo = self.ephemeral_owner
+        if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
+            return 0
+        return eo
+
     def stat(self) -> Stat:
+        """The client-visible Stat (``DataNode.copyStat``).
+
+        ``self.cversion`` is the persisted count of child *creations*; clients
+        see ``cversion * 2 - numChildren`` (every create has a delete except
+        for the children still present), and ``ephemeralOwner`` 0 for
+        containers and TTL nodes.
+        """
+        c = self.children
+        n = 0 if c is None else len(c)
         return Stat(
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
-            self.cversion,
+            self.cversion * 2 - n,
             self.aversion,
-            self.ephemeral_owner,
+            self.client_ephemeral_owner(),
             len(self.data),
-            0 if self.children is None else len(self.children),
+            n,
             self.pzxid,
         )
 
     def stat_bytes(self) -> bytes:
-        """The 68-byte wire Stat, packed in one call (hot path for reads)."""
+        """The 68-byte wire Stat (same values as :meth:`stat`), packed in one call."""
         c = self.children
+        n = 0 if c is None else len(c)
+        eo = self.ephemeral_owner
+        if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
+            eo = 0
         return STAT_STRUCT.pack(
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
-            self.cversion,
+            self.cversion * 2 - n,
             self.aversion,
-            self.ephemeral_owner,
+            eo,
             len(self.data),
-            0 if c is None else len(c),
+            n,
             self.pzxid,
         )
 
