@@ -438,12 +438,16 @@ class SetWatches:
             return int(OpCode.setWatches2)
         return int(OpCode.setWatches)
 
-    def write(self, w: Writer) -> None:
+    def write(self, w: Writer, opcode: int | None = None) -> None:
+        """Write as ``opcode`` (101 or 105), by default as :attr:`opcode`."""
+        v2 = self.opcode == OpCode.setWatches2 if opcode is None else opcode == OpCode.setWatches2
+        if not v2 and (self.persistent_watches or self.persistent_recursive_watches):
+            raise ValueError("persistent watches need opcode setWatches2 (105)")
         w.write_long(self.relative_zxid)
         _write_strings(w, self.data_watches)
         _write_strings(w, self.exist_watches)
         _write_strings(w, self.child_watches)
-        if self.persistent_watches or self.persistent_recursive_watches:
+        if v2:
             _write_strings(w, self.persistent_watches)
             _write_strings(w, self.persistent_recursive_watches)
 
@@ -1105,7 +1109,10 @@ def encode_request(xid: int, opcode: int, request: Request = None) -> bytes:
     w = Writer()
     buf = w.buf
     buf += b"\0" * 12
-    request.write(w)
+    if type(request) is SetWatches:
+        request.write(w, opcode)
+    else:
+        request.write(w)
     _FRAME_REQUEST.pack_into(buf, 0, len(buf) - 4, xid, opcode)
     return bytes(buf)
 
