@@ -16,6 +16,8 @@ Invariants:
   ``memoryview`` slices of that read (read-only, safe to keep).
 * A length below 0 or above ``max_len`` raises :class:`FrameError` ("Len error
   <n>", ZooKeeper's words) and poisons the decoder: the connection must close.
+  Complete frames before the bad length are returned first; the error is
+  raised by the next call.
 * A four-letter word is recognised only as the first four bytes of a
   connection; ``stmk`` also takes the 8-byte trace mask that follows.  After a
   four-letter word the decoder yields nothing more: ZooKeeper answers and closes.
@@ -126,7 +128,8 @@ class FrameDecoder:
         """Every complete payload received so far, in order.
 
         Raises:
-            FrameError: a length < 0 or > ``max_len`` ("Len error <n>").
+            FrameError: a length < 0 or > ``max_len`` ("Len error <n>"), raised
+                once the frames before it have been returned.
         """
         if self._error is not None:
             raise self._error
@@ -164,6 +167,9 @@ class FrameDecoder:
             n = _unpack_int(data, pos)[0]
             if n < 0 or n > max_len:
                 self._error = FrameError(f"Len error {n}")
+                if out:
+                    # ZooKeeper serves the packets before the bad length; so do we.
+                    return out
                 raise self._error
             e = pos + 4 + n
             if e > end:
