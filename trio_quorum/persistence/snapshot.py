@@ -145,8 +145,8 @@ def encode_snapshot(
     crc = zlib.adler32(buf, crc)
     seal = _LONG.pack(crc) + _SEAL_PATH
     crc = zlib.adler32(seal, crc)
-    d = digest or ZxidDigest(0, DIGEST_VERSION, 0)
-    tail = _DIGEST.pack(d.zxid, d.version, d.digest)
+    zd = digest or ZxidDigest(0, DIGEST_VERSION, 0)
+    tail = _DIGEST.pack(zd.zxid, zd.version, zd.digest)
     crc = zlib.adler32(tail, crc)
     yield bytes(buf) + seal + tail + _LONG.pack(crc) + _SEAL_PATH
 

@@ -222,7 +222,7 @@ def scan_log(data: bytes | memoryview, name: str, *, max_entry: int | None = Non
         pos += 12 + n + 1
     scan.end = pos
     if why == "zero entry" or pos >= end:
-        if pos < end and _NONZERO.search(data, pos) is not None:  # type: ignore[call-overload]
+        if pos < end and _NONZERO.search(data, pos) is not None:
             # a zeroed hole with data after it is not a clean end: look for entries
             nxt = _valid_entry_after(data, pos, end)
             if nxt >= 0:

@@ -1,0 +1,538 @@
+"""Durable storage on Apache ZooKeeper 3.8's on-disk format (``FileTxnSnapLog``).
+
+:class:`FileStore` implements :class:`~trio_quorum.persistence.api.Storage`.
+
+Group commit.  :meth:`FileStore.append` encodes the entry at once, in the event
+loop (it is cheap and keeps the bytes immutable), and queues it.
+:meth:`FileStore.sync` makes everything queued so far durable: the first caller
+becomes the *flusher*, takes the whole queue and does ONE positional write plus
+ONE fdatasync per touched file in a worker thread; callers arriving meanwhile
+wait for that flush, and one of them flushes whatever queued up in the
+meantime.  So N concurrent appenders cost about two fsyncs, not N.
+
+Invariants:
+
+* ``_durable <= _appended``: counts of entries; ``sync`` returns only once
+  ``_durable`` covers every entry appended before it was called.
+* Only the flusher's worker thread touches the open log file; the event loop
+  only builds byte segments.  A flush is shielded from cancellation: taking
+  the queue and writing it are one step, so no entry is dropped half-way.
+* After any write or fsync error the store is *failed*: ``append`` and
+  ``sync`` raise :class:`StorageFailed` for ever; nothing after the last good
+  sync is acknowledged.
+* A log file is named after its first zxid and is started after a restore
+  (never appending to a file with a torn tail) and after every snapshot trigger
+  (the roll).  Files grow in ``pre_alloc_size`` steps (sparse zero padding, as
+  ZooKeeper's ``FilePadding``) so fdatasync rarely has metadata to write.
+
+Snapshots are *fuzzy* (as ZooKeeper's): the zxid in the name is the tree's
+lastProcessedZxid when the snapshot starts; serialisation walks the live tree
+in the event loop one ~256 KB chunk at a time (``next()`` on the encoder) and
+each chunk is written by a worker thread, so the event loop stalls for one
+chunk at most and the tree never has a second thread reading it.  Changes
+applied between chunks may or may not be in the file; that is safe because
+recovery replays every logged txn after the snapshot's zxid, and replaying a
+txn over a state that already contains it yields the same state (the log is
+fsynced before a txn is applied, so every txn the snapshot may contain is in
+the log).  ACL ids are only appended to the snapshot's ACL section from the
+cache at the start; a node that picked up an ACL created later makes the
+snapshot retry (rare), so no node references an ACL missing from its file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..consts import KeeperError, OpCode
+from ..txn import CreateSessionTxn, TxnDigest, TxnHeader, TxnRecord
+from .api import CorruptStorage, StorageFailed
+from .files import (
+    LogTail,
+    atomic_write,
+    fsync_dir,
+    list_logs,
+    load_newest_snapshot,
+    read_log,
+    version_dir,
+)
+from .snapshot import encode_snapshot, snapshot_name
+from .txnlog import DEFAULT_PRE_ALLOC_SIZE, encode_entry, encode_file_header, log_name, padded_size
+
+if TYPE_CHECKING:
+    from ..datatree import DataTree
+
+__all__ = ["FileStore", "FileStoreStatistics", "open_file_store"]
+
+log = logging.getLogger("trio_quorum.persistence")
+
+_SNAPSHOT_CHUNK = 256 * 1024
+_SNAPSHOT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FileStoreStatistics:
+    appended: int
+    durable: int
+    flushes: int
+    fsyncs: int
+    bytes_written: int
+    snapshots: int
+    last_fsync_ms: float
+    slow_fsyncs: int
+
+
+class _Segment:
+    """Entries bound for one log file; ``new_file`` starts ``log.<first_zxid>``."""
+
+    __slots__ = ("new_file", "first_zxid", "buf")
+
+    def __init__(self, new_file: bool, first_zxid: int) -> None:
+        self.new_file = new_file
+        self.first_zxid = first_zxid
+        self.buf = bytearray()
+
+
+class _AclMissing(Exception):
+    pass
+
+
+class FileStore:
+    """Txn logs + snapshots in ``<dir>/version-2``, compatible with ZooKeeper 3.8.
+
+    Args:
+        data_dir: ZooKeeper's ``dataDir`` (snapshots, epoch files).
+        data_log_dir: ``dataLogDir`` (txn logs); defaults to ``data_dir``.
+        force_sync: ``zookeeper.forceSync``; ``False`` skips fsync (unsafe).
+        snap_count: ``snapCount``; a snapshot follows every ~snapCount txns
+            (randomised in (snapCount/2, snapCount] like ZooKeeper).
+        pre_alloc_size: log preallocation step in bytes (64 MB by default).
+        fsync_warning_ms: ``fsync.warningthresholdms``.
+        nursery: where background snapshots run; without one,
+            :meth:`maybe_snapshot` takes the snapshot before returning.
+        fsync: the durability call on a file descriptor (``os.fdatasync``);
+            injectable to count or fail it in tests.
+        pwrite: ``os.pwrite``-like write; injectable for fault tests.
+        clock: monotonic seconds, for the slow-fsync warning.
+        rng: randomness for the snapshot roll.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        data_log_dir: str | None = None,
+        *,
+        force_sync: bool = True,
+        snap_count: int = 100_000,
+        pre_alloc_size: int = DEFAULT_PRE_ALLOC_SIZE,
+        fsync_warning_ms: int = 1000,
+        nursery: trio.Nursery | None = None,
+        fsync: Callable[[int], None] | None = None,
+        pwrite: Callable[[int, Any, int], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        dbid: int = 0,
+    ) -> None:
+        if snap_count < 2:
+            raise ValueError(f"snap_count must be >= 2, got {snap_count}")
+        self.data_dir = data_dir
+        self.data_log_dir = data_log_dir or data_dir
+        self.snap_dir = version_dir(data_dir)
+        self.log_dir = version_dir(self.data_log_dir)
+        self.force_sync = force_sync
+        self.snap_count = snap_count
+        self.pre_alloc_size = pre_alloc_size
+        self.fsync_warning_ms = fsync_warning_ms
+        self._nursery = nursery
+        self._fsync: Callable[[int], None] = fsync or os.fdatasync
+        self._pwrite = pwrite or os.pwrite
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._dbid = dbid
+        self._rand_roll = self._rng.randrange(max(1, snap_count // 2))
+        # queue (event loop side)
+        self._segments: list[_Segment] = []
+        self._roll_requested = True
+        self._appended = 0
+        self._durable = 0
+        self._last_zxid = 0
+        self._log_count = 0
+        self._failed: BaseException | None = None
+        self._closed = False
+        self._flushing = False
+        self._flush_done = trio.Event()
+        # log file (flusher thread side)
+        self._fd: int | None = None
+        self._path: str | None = None
+        self._pos = 0
+        self._size = 0
+        # snapshots
+        self._snapshotting = False
+        self._snapshot_done = trio.Event()
+        self._snapshot_done.set()
+        # statistics
+        self._flushes = 0
+        self._fsyncs = 0
+        self._bytes = 0
+        self._snapshots = 0
+        self._last_fsync_ms = 0.0
+        self._slow_fsyncs = 0
+
+    @classmethod
+    def from_config(cls, cfg: Any, **kwargs: Any) -> FileStore:
+        """Build from a :class:`trio_quorum.config.ServerConfig`-like object."""
+        return cls(
+            cfg.data_dir,
+            cfg.data_log_dir or cfg.data_dir,
+            force_sync=getattr(cfg, "force_sync", True),
+            snap_count=getattr(cfg, "snap_count", 100_000),
+            pre_alloc_size=getattr(cfg, "pre_alloc_size_kb", 65536) * 1024,
+            fsync_warning_ms=getattr(cfg, "fsync_warning_threshold_ms", 1000),
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def last_zxid(self) -> int:
+        """Zxid of the last appended (or restored) transaction."""
+        return self._last_zxid
+
+    def statistics(self) -> FileStoreStatistics:
+        return FileStoreStatistics(
+            self._appended,
+            self._durable,
+            self._flushes,
+            self._fsyncs,
+            self._bytes,
+            self._snapshots,
+            self._last_fsync_ms,
+            self._slow_fsyncs,
+        )
+
+    async def restore(self, tree: DataTree, sessions: dict[int, int]) -> int:
+        """Load the newest valid snapshot and replay the log after it.
+
+        An empty data directory gets ``snapshot.0`` of the tree as it is (as
+        ZooKeeper does).  A torn last log record is truncated away (logged).
+
+        Raises:
+            CorruptStorage: corruption in the middle of a log, no valid
+                snapshot among existing ones, or logs without any snapshot.
+        """
+        zxid = await trio.to_thread.run_sync(self._restore_sync, tree, sessions)
+        self._last_zxid = zxid
+        self._roll_requested = True
+        return zxid
+
+    def append(self, hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) -> None:
+        """Queue one transaction; durable once a later :meth:`sync` returns."""
+        if self._failed is not None:
+            raise StorageFailed(f"storage failed earlier: {self._failed!r}")
+        if self._closed:
+            raise StorageFailed("storage is closed")
+        entry = encode_entry(hdr, rec, digest)
+        if self._roll_requested or not self._segments:
+            self._segments.append(_Segment(self._roll_requested, hdr.zxid))
+            self._roll_requested = False
+        self._segments[-1].buf += entry
+        self._appended += 1
+        self._log_count += 1
+        if hdr.zxid > self._last_zxid:
+            self._last_zxid = hdr.zxid
+
+    async def sync(self) -> None:
+        """Make every entry appended before this call durable (group commit).
+
+        Raises:
+            StorageFailed: a write or fsync failed (now or earlier).
+        """
+        target = self._appended
+        while self._durable < target:
+            if self._failed is not None:
+                raise StorageFailed(f"storage failed: {self._failed!r}") from self._failed
+            if self._flushing:
+                await self._flush_done.wait()
+                continue
+            await self._flush()
+
+    async def maybe_snapshot(self, tree: DataTree, sessions: dict[int, int]) -> None:
+        """Roll the log and take a fuzzy snapshot once enough txns were logged."""
+        if self._log_count <= self.snap_count // 2 + self._rand_roll:
+            return
+        self._rand_roll = self._rng.randrange(max(1, self.snap_count // 2))
+        self._log_count = 0
+        self._roll_requested = True
+        if self._snapshotting:
+            log.warning("Too busy to snap, skipping")
+            return
+        self._snapshotting = True
+        self._snapshot_done = trio.Event()
+        if self._nursery is not None:
+            self._nursery.start_soon(self._snapshot_task, tree, dict(sessions))
+        else:
+            await self._snapshot_task(tree, dict(sessions))
+
+    async def take_snapshot(self, tree: DataTree, sessions: dict[int, int]) -> str:
+        """Roll the log and write a snapshot now; return its path."""
+        await self.wait_snapshot_done()
+        self._roll_requested = True
+        self._log_count = 0
+        self._snapshotting = True
+        self._snapshot_done = trio.Event()
+        path = await self._snapshot_task(tree, dict(sessions))
+        if path is None:
+            raise StorageFailed("snapshot failed")
+        return path
+
+    async def wait_snapshot_done(self) -> None:
+        """Wait until no background snapshot is running."""
+        await self._snapshot_done.wait()
+
+    async def aclose(self) -> None:
+        """Flush and fsync what is queued, then close the log file."""
+        if self._closed:
+            return
+        try:
+            if self._failed is None:
+                await self.sync()
+        finally:
+            self._closed = True
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
+
+    # ------------------------------------------------------------ group commit
+
+    async def _flush(self) -> None:
+        self._flushing = True
+        segments, self._segments = self._segments, []
+        target = self._appended
+        done = self._flush_done
+        try:
+            # shielded: the queue is taken, so it must be written (or the store fails)
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._write_segments, segments)
+        except BaseException as exc:
+            self._failed = exc
+            log.error("txn log write failed; refusing further writes: %r", exc)
+            raise StorageFailed(f"txn log write failed: {exc!r}") from exc
+        else:
+            self._durable = target
+        finally:
+            self._flushing = False
+            self._flush_done = trio.Event()
+            done.set()
+
+    def _open_log(self, zxid: int) -> None:
+        os.makedirs(self.log_dir, exist_ok=True)
+        path = os.path.join(self.log_dir, log_name(zxid))
+        log.info("Creating new log file: %s", log_name(zxid))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fd, self._path = fd, path
+        header = encode_file_header(self._dbid)
+        self._pos = 0
+        self._size = 0
+        self._write_at(header)
+        if self.force_sync:
+            fsync_dir(self.log_dir)
+
+    def _write_at(self, data: bytes | bytearray) -> None:
+        fd = self._fd
+        assert fd is not None
+        new_size = padded_size(self._pos + len(data), self._size, self.pre_alloc_size)
+        if new_size != self._size:
+            os.ftruncate(fd, new_size)
+            self._size = new_size
+        view = memoryview(data)
+        pos = self._pos
+        while view:
+            n = self._pwrite(fd, view, pos)
+            if n <= 0:
+                raise OSError(f"short write to {self._path}")
+            pos += n
+            view = view[n:]
+        self._bytes += pos - self._pos
+        self._pos = pos
+
+    def _write_segments(self, segments: list[_Segment]) -> None:
+        """Worker thread: write every segment, then one fdatasync per touched file."""
+        to_sync: list[tuple[int, str]] = []
+        for seg in segments:
+            if seg.new_file or self._fd is None:
+                if self._fd is not None:
+                    to_sync.append((self._fd, self._path or "?"))
+                self._open_log(seg.first_zxid)
+            self._write_at(seg.buf)
+        if self._fd is not None:
+            to_sync.append((self._fd, self._path or "?"))
+        self._flushes += 1
+        for fd, _path in to_sync:
+            if self.force_sync:
+                start = self._clock()
+                self._fsync(fd)
+                self._fsyncs += 1
+                ms = (self._clock() - start) * 1000.0
+                self._last_fsync_ms = ms
+                if ms > self.fsync_warning_ms:
+                    self._slow_fsyncs += 1
+                    log.warning(
+                        "fsync-ing the write ahead log in %s took %dms which will adversely effect operation "
+                        "latency.File size is %d bytes. See the ZooKeeper troubleshooting guide",
+                        threading.current_thread().name,
+                        ms,
+                        os.fstat(fd).st_size,
+                    )
+            if fd != self._fd:
+                os.close(fd)
+
+    # ---------------------------------------------------------------- restore
+
+    def _restore_sync(self, tree: DataTree, sessions: dict[int, int]) -> int:
+        os.makedirs(self.snap_dir, exist_ok=True)
+        os.makedirs(self.log_dir, exist_ok=True)
+        found = load_newest_snapshot(self.snap_dir)
+        if found is None:
+            if list_logs(self.log_dir):
+                raise CorruptStorage(
+                    f"No snapshot found in {self.snap_dir}, but there are log entries in {self.log_dir}. "
+                    "Something is broken!"
+                )
+            snap_zxid = 0
+            self._write_snapshot_sync(tree, sessions, 0)
+        else:
+            snap_zxid, snap, path = found
+            log.info("Reading snapshot %s", path)
+            try:
+                loaded = tree.load_snapshot(snap.acls, iter(snap.nodes), snap_zxid)
+            except (KeyError, ValueError) as exc:
+                raise CorruptStorage(f"{path}: invalid data tree: {exc}") from exc
+            _adopt(tree, loaded)
+            sessions.clear()
+            sessions.update(snap.sessions)
+        last = snap_zxid
+        tail = LogTail()
+        for e in read_log(self.log_dir, snap_zxid + 1, tail):
+            hdr, rec = e.hdr, e.rec
+            if hdr.type == OpCode.createSession and isinstance(rec, CreateSessionTxn):
+                sessions[hdr.client_id] = rec.timeout
+            elif hdr.type == OpCode.closeSession:
+                sessions.pop(hdr.client_id, None)
+            try:
+                tree.apply(hdr, rec)
+            except KeeperError as exc:
+                # replay over a fuzzy snapshot: the change may already be there
+                log.debug("replay of zxid %#x: %r", hdr.zxid, exc)
+            last = max(last, hdr.zxid)
+        if tail.torn is not None and tail.path is not None:
+            log.warning("Truncating torn txn log %s at offset %d (%s)", tail.path, tail.end, tail.torn)
+            if tail.end < 16:
+                os.unlink(tail.path)
+            else:
+                with open(tail.path, "r+b") as f:
+                    f.truncate(tail.end)
+                    os.fsync(f.fileno())
+        return max(last, tail.last_zxid)
+
+    # --------------------------------------------------------------- snapshots
+
+    def _write_snapshot_sync(self, tree: DataTree, sessions: dict[int, int], zxid: int) -> str:
+        """Blocking snapshot of a tree nobody else is using (restore of an empty dir)."""
+        blob = b"".join(encode_snapshot(sessions, tree.acl_cache.items(), tree.snapshot_nodes()))
+        path = os.path.join(self.snap_dir, snapshot_name(zxid))
+        atomic_write(path, blob, fsync=self.force_sync)
+        self._snapshots += 1
+        return path
+
+    async def _snapshot_task(self, tree: DataTree, sessions: dict[int, int]) -> str | None:
+        try:
+            for _ in range(_SNAPSHOT_ATTEMPTS):
+                try:
+                    return await self._write_snapshot(tree, sessions)
+                except _AclMissing as exc:
+                    log.info("snapshot raced an ACL change (%s); retrying", exc)
+            log.error("snapshot skipped: ACLs kept changing while it was written")
+            return None
+        except OSError as exc:
+            # a failed snapshot loses nothing: the log still holds every txn
+            log.error("snapshot failed: %r", exc)
+            return None
+        finally:
+            self._snapshotting = False
+            self._snapshot_done.set()
+
+    async def _write_snapshot(self, tree: DataTree, sessions: dict[int, int]) -> str:
+        zxid = tree.last_processed_zxid
+        acl_items = tree.acl_cache.items()
+        known = {ref for ref, _ in acl_items}
+        path = os.path.join(self.snap_dir, snapshot_name(zxid))
+        tmp = path + ".tmp"
+        log.info("Snapshotting: %#x to %s", zxid, path)
+
+        def nodes() -> Any:
+            for p, node in tree.snapshot_nodes():
+                if node.acl != -1 and node.acl not in known:
+                    raise _AclMissing(f"{p} uses ACL id {node.acl}")
+                yield p, node
+
+        f = await trio.to_thread.run_sync(open, tmp, "wb")
+        try:
+            for chunk in encode_snapshot(sessions, acl_items, nodes(), chunk_size=_SNAPSHOT_CHUNK):
+                await trio.to_thread.run_sync(f.write, chunk)
+            await trio.to_thread.run_sync(self._finish_snapshot, f, tmp, path)
+        except BaseException:
+            f.close()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_unlink_quietly, tmp)
+            raise
+        self._snapshots += 1
+        return path
+
+    def _finish_snapshot(self, f: Any, tmp: str, path: str) -> None:
+        f.flush()
+        if self.force_sync:
+            os.fsync(f.fileno())
+        f.close()
+        os.replace(tmp, path)
+        if self.force_sync:
+            fsync_dir(self.snap_dir)
+
+
+def _adopt(tree: DataTree, loaded: DataTree) -> None:
+    # DataTree.load_snapshot builds a new tree; Storage.restore fills the caller's
+    if loaded is not tree and loaded is not None:
+        tree.__dict__.clear()
+        tree.__dict__.update(loaded.__dict__)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@asynccontextmanager
+async def open_file_store(data_dir: str, data_log_dir: str | None = None, **kwargs: Any) -> AsyncIterator[FileStore]:
+    """A :class:`FileStore` with its own nursery for background snapshots.
+
+    On exit the queue is flushed and fsynced and a running snapshot is
+    cancelled (its temp file removed; the log still has everything).
+    """
+    async with trio.open_nursery() as nursery:
+        store = FileStore(data_dir, data_log_dir, nursery=nursery, **kwargs)
+        try:
+            yield store
+        finally:
+            nursery.cancel_scope.cancel(reason="file store closing")
+            with trio.CancelScope(shield=True):
+                await store.aclose()
