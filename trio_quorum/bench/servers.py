@@ -156,6 +156,20 @@ def write_zoo_cfg(
     return cfg
 
 
+def _last_error_line(path: Path) -> str:
+    """The line of a log most likely to say what went wrong (the last exception line)."""
+    try:
+        lines = [ln.strip(" |+-\t") for ln in path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln]
+    for ln in reversed(lines):
+        head = ln.split(":", 1)[0]
+        if head.endswith(("Error", "Exception", "Exit", "Interrupt")) and " " not in head:
+            return ln
+    return lines[-1] if lines else "(empty log)"
+
+
 def _log_tail(path: Path, n: int = 15) -> str:
     try:
         lines = path.read_text(errors="replace").splitlines()
@@ -214,8 +228,8 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServerFailed(
-                    f"{self.target.name} exited with status {self.proc.returncode} before it was ready;"
-                    f" log tail:\n{_log_tail(self.log_path)}"
+                    f"{self.target.name} exited with status {self.proc.returncode} before it was ready:"
+                    f" {_last_error_line(self.log_path)}\nlog tail:\n{_log_tail(self.log_path)}"
                 )
             try:
                 if srvr is None:
