@@ -122,4 +122,4 @@ def default_replay(tree: DataTree, sessions: dict[int, int], hdr: TxnHeader, rec
         sessions[hdr.client_id] = rec.timeout
     elif hdr.type == OpCode.closeSession:
         sessions.pop(hdr.client_id, None)
-    tree.process_txn(hdr, rec)  # type: ignore[attr-defined]
+    tree.apply(hdr, rec)

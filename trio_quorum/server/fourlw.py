@@ -80,7 +80,7 @@ def _java_double(v: float) -> str:
 
 def _java_date(epoch_ms: int) -> str:
     """``java.util.Date.toString()`` in UTC: ``Sun Nov 22 05:04:00 UTC 2026``."""
-    d = datetime.datetime.fromtimestamp(epoch_ms / 1000, tz=datetime.timezone.utc)
+    d = datetime.datetime.fromtimestamp(epoch_ms / 1000, tz=datetime.UTC)
     return d.strftime("%a %b %d %H:%M:%S UTC %Y")
 
 

@@ -1,0 +1,388 @@
+"""One actor per client connection: framing, the handshake, batching, coalesced replies.
+
+A connection has two tasks: the *reader* (this actor's body) and the
+*writer*.  The reader feeds every socket read to a
+:class:`~trio_quorum.framing.FrameDecoder`, decodes ALL complete frames of
+that read and hands them to the pipeline as ONE batch (one channel message
+per read, never one per request).  The pipeline's final stage appends reply
+bytes to the connection's out-buffer (:meth:`ClientConnection.deliver`); the
+writer sends everything buffered with one ``send_all``.
+
+Invariants:
+
+* The first frame is a ConnectRequest or a four-letter word.  Until the
+  session is established (ConnectResponse queued) the reader takes no other
+  frame: packets the client pipelined after the ConnectRequest (auth,
+  setWatches) wait, as with ZooKeeper's ``disableRecv``.
+* Watch notifications and replies for one connection go through the same
+  out-buffer in the order the final stage produced them, so a notification is
+  always ahead of any later reply.
+* A framing or decode error closes THIS connection only, with a log line; the
+  session stays alive until it expires or the client reconnects.
+* Closing a connection removes its watches and its per-IP count; it never
+  closes the session (only closeSession or expiry do).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..consts import Err, KeeperError, OpCode, Xid
+from ..framing import FourLetterWord, FrameDecoder, FrameError
+from ..proto import (
+    ConnectRequest,
+    ProtocolError,
+    decode_connect_request,
+    decode_request,
+    encode_connect_response,
+    encode_reply,
+)
+from .stats import ConnStats
+
+if TYPE_CHECKING:
+    from ..data import Id
+    from .standalone import StandaloneServer
+
+__all__ = ["ClientConnection", "Request"]
+
+log = logging.getLogger("trio_quorum.server.connection")
+
+_READ_SIZE = 65536
+#: Stop reading from a client whose unsent replies exceed this (it is not reading).
+_OUT_HIGH_WATER = 4 * 1024 * 1024
+_ZERO_PASSWD = bytes(16)
+
+
+class Request:
+    """One client (or internal) request travelling the pipeline.
+
+    ``conn`` is ``None`` for server-internal requests (session expiry, container
+    cleanup).  Stages attach their results in ``txn``/``result`` slots.
+    """
+
+    __slots__ = ("conn", "session_id", "xid", "type", "record", "start", "auth_ids", "hdr", "txn", "err", "extra")
+
+    def __init__(
+        self,
+        conn: ClientConnection | None,
+        session_id: int,
+        xid: int,
+        type: int,
+        record: object,
+        start: int,
+        auth_ids: list[Id] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.session_id = session_id
+        self.xid = xid
+        self.type = type
+        self.record = record
+        self.start = start
+        self.auth_ids = auth_ids if auth_ids is not None else []
+        self.hdr: object = None
+        self.txn: object = None
+        self.err = 0
+        self.extra: object = None
+
+
+class ClientConnection:
+    """A client connection.  Hashable by identity: it is the watcher key."""
+
+    def __init__(self, server: StandaloneServer, stream: trio.SocketStream, remote: tuple[str, int]) -> None:
+        self.server = server
+        self.stream = stream
+        self.remote = remote
+        self.session_id = 0
+        self.session_timeout = 0
+        self.established_ms = 0
+        self.auth_ids: list[Id] = server.auth.initial_ids(remote[0])
+        self.stats = ConnStats()
+        self.outstanding = 0
+        # None: the client sent no readOnly byte (old format), echo that.
+        self.read_only_format: bool | None = False
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._lot = trio.lowlevel.ParkingLot()
+        self._drained = trio.lowlevel.ParkingLot()
+        self._session_ready = trio.Event()
+        self.closing = False
+        self.closed = False
+        self._cancel = trio.CancelScope()
+
+    # ------------------------------------------------------------ used by the pipeline
+    @property
+    def interest_ops(self) -> int:
+        return 0 if self.closing else 1
+
+    def deliver(self, frames: list[bytes]) -> None:
+        """Queue reply/notification frames (already encoded) to be sent in one write."""
+        if self.closed:
+            return
+        self._out.extend(frames)
+        self._out_bytes += sum(map(len, frames))
+        self.stats.packets_sent += len(frames)
+        self.server.stats.packets_sent += len(frames)
+        self._lot.unpark_all()
+
+    def deliver_one(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        self._out.append(frame)
+        self._out_bytes += len(frame)
+        self.stats.packets_sent += 1
+        self.server.stats.packets_sent += 1
+        self._lot.unpark_all()
+
+    def finish_session_init(self, session_id: int, timeout: int, valid: bool) -> None:
+        """``ZooKeeperServer.finishSessionInit``: queue the ConnectResponse; an invalid
+        session gets (timeout 0, session 0, zero password) and the connection closes."""
+        if valid:
+            self.session_id = session_id
+            self.session_timeout = timeout
+            self.established_ms = self.server.wall_ms()
+            passwd = self.server.tracker.password(session_id)
+            self.deliver_one(encode_connect_response(0, timeout, session_id, passwd, self._ro_answer()))
+            self.server.bind_session(session_id, self)
+        else:
+            self.deliver_one(encode_connect_response(0, 0, 0, _ZERO_PASSWD, self._ro_answer()))
+            self.close_after_flush()
+        self._session_ready.set()
+
+    def _ro_answer(self) -> bool | None:
+        if self.read_only_format is None:
+            return None
+        return self.server.mode == "read-only"
+
+    def close_after_flush(self) -> None:
+        """Send what is queued, then close (closeSession, auth failure, expiry)."""
+        self.closing = True
+        self._lot.unpark_all()
+
+    def abort(self, reason: str) -> None:
+        """Close now, dropping unsent replies (a newer connection took over the session)."""
+        log.info("closing connection from %s:%s: %s", self.remote[0], self.remote[1], reason)
+        self.closing = True
+        self._cancel.cancel(reason=reason)
+
+    # ------------------------------------------------------------ the actor
+    async def run(self) -> None:
+        """Serve the connection until either side closes it."""
+        try:
+            with self._cancel:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer)
+                    try:
+                        await self._reader()
+                    finally:
+                        self.closing = True
+                        self._lot.unpark_all()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            pass
+        finally:
+            self.closed = True
+            self.server.connection_closed(self)
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(1):
+                    await self.stream.aclose()
+
+    async def _writer(self) -> None:
+        stream = self.stream
+        while True:
+            while not self._out:
+                if self.closing:
+                    self._cancel.cancel(reason="connection closed after flush")
+                    return
+                await self._lot.park()
+            out = self._out
+            self._out = []
+            n = self._out_bytes
+            self._out_bytes = 0
+            await stream.send_all(out[0] if len(out) == 1 else b"".join(out))
+            st = self.server.stats
+            st.last_client_response_size = n
+            if n > st.max_client_response_size:
+                st.max_client_response_size = n
+            if st.min_client_response_size < 0 or n < st.min_client_response_size:
+                st.min_client_response_size = n
+            self._drained.unpark_all()
+
+    async def _reader(self) -> None:
+        server = self.server
+        decoder = FrameDecoder(server.config.jute_max_buffer)
+        stream = self.stream
+        while not self.closing:
+            # Back-pressure: a client that does not read its replies stops being read.
+            while self._out_bytes > _OUT_HIGH_WATER and not self.closing:
+                await self._drained.park()
+            # globalOutstandingLimit: stop reading from clients with requests in flight.
+            while self.outstanding and server.stats.outstanding > server.config.global_outstanding_limit:
+                await server.throttle.park()
+            data = await stream.receive_some(_READ_SIZE)
+            if not data:
+                return
+            decoder.feed(data)
+            if not await self._process(decoder):
+                return
+
+    async def _process(self, decoder: FrameDecoder) -> bool:
+        """Handle every complete frame of the last read; False when the connection must close."""
+        server = self.server
+        max_len = server.config.jute_max_buffer
+        while True:
+            try:
+                frames = decoder.frames()
+            except FrameError as exc:
+                log.warning("closing connection from %s:%s: %s", self.remote[0], self.remote[1], exc)
+                return False
+            if not frames:
+                return True
+            if not await self._handle_frames(frames, server, max_len):
+                return False
+
+    async def _handle_frames(self, frames: list[Any], server: StandaloneServer, max_len: int) -> bool:
+        if True:
+            i = 0
+            if self.session_id == 0:
+                first = frames[0]
+                if isinstance(first, FourLetterWord):
+                    await self._four_letter_word(first)
+                    return False
+                if not await self._connect(first):
+                    return False
+                i = 1
+                if self.closing:
+                    return False
+            now = server.now_ms()
+            batch: list[Request] = []
+            sid = self.session_id
+            stats = self.stats
+            n = len(frames) - i
+            stats.packets_received += n
+            server.stats.packets_received += n
+            for k in range(i, len(frames)):
+                payload = frames[k]
+                if isinstance(payload, FourLetterWord):  # pragma: no cover - framing never yields these later
+                    continue
+                if len(payload) < 8:
+                    log.warning(
+                        "closing connection from %s:%s: packet of %d bytes has no request header",
+                        self.remote[0], self.remote[1], len(payload),
+                    )
+                    self._flush_batch(batch)
+                    return False
+                xid = int.from_bytes(payload[0:4], "big", signed=True)
+                op = int.from_bytes(payload[4:8], "big", signed=True)
+                if xid == Xid.AUTH and op == OpCode.auth:
+                    self._flush_batch(batch)
+                    batch = []
+                    if not self._auth(payload, max_len):
+                        return False
+                    continue
+                try:
+                    rec = decode_request(op, payload, max_len=max_len, offset=8)
+                except ProtocolError as exc:
+                    if exc.err == Err.UNIMPLEMENTED:
+                        # Unknown opcode: ZooKeeper answers UNIMPLEMENTED in order and keeps the session.
+                        batch.append(Request(self, sid, xid, op, _Unimplemented, now, self.auth_ids))
+                        continue
+                    log.warning(
+                        "closing connection from %s:%s (session 0x%x): %s",
+                        self.remote[0], self.remote[1], sid & 0xFFFFFFFFFFFFFFFF, exc,
+                    )
+                    self._flush_batch(batch)
+                    return False
+                batch.append(Request(self, sid, xid, op, rec, now, self.auth_ids))
+            self._flush_batch(batch)
+        return True
+
+    def _flush_batch(self, batch: list[Request]) -> None:
+        if batch:
+            self.outstanding += len(batch)
+            self.server.submit(batch)
+
+    async def _four_letter_word(self, flw: FourLetterWord) -> None:
+        text = self.server.four_letter_word(flw.cmd)
+        self.server.stats.packets_received += 1
+        await self.stream.send_all(text.encode("utf-8"))
+
+    async def _connect(self, payload: bytes | memoryview) -> bool:
+        """Handle the ConnectRequest; False when the connection must close now."""
+        server = self.server
+        try:
+            req: ConnectRequest = decode_connect_request(payload, max_len=server.config.jute_max_buffer)
+        except ProtocolError as exc:
+            log.warning("closing connection from %s:%s: bad ConnectRequest: %s", self.remote[0], self.remote[1], exc)
+            return False
+        self.stats.packets_received += 1
+        server.stats.packets_received += 1
+        self.read_only_format = None if req.read_only is None else bool(req.read_only)
+        last = server.last_zxid()
+        if req.last_zxid_seen > last:
+            log.info(
+                "Refusing session request for client /%s:%s as it has seen zxid 0x%x our last zxid is 0x%x "
+                "client must try another server",
+                self.remote[0], self.remote[1], req.last_zxid_seen, last,
+            )
+            return False
+        if server.mode == "read-only" and not req.read_only:
+            log.info("Refusing non-read-only client /%s:%s on a read-only server", *self.remote)
+            return False
+        timeout = server.tracker.negotiate_timeout(req.timeout)
+        if req.session_id == 0:
+            sid = server.tracker.create_session(timeout, server.now_ms())
+            server.tracker.set_owner(sid, self)
+            self.outstanding += 1
+            server.submit([Request(self, sid, 0, OpCode.createSession, timeout, server.now_ms())])
+            log.debug("creating session 0x%x for /%s:%s", sid, *self.remote)
+        else:
+            sid = req.session_id
+            ok = server.tracker.revalidate(sid, req.passwd, server.now_ms(), owner=self)
+            if ok:
+                server.close_other_connections(sid, self)
+                timeout = server.tracker.timeout_of(sid) or timeout
+                log.info("revalidated session 0x%x for /%s:%s", sid & 0xFFFFFFFFFFFFFFFF, *self.remote)
+            else:
+                log.info(
+                    "Invalid session 0x%x for client /%s:%s, probably expired",
+                    sid & 0xFFFFFFFFFFFFFFFF, *self.remote,
+                )
+            self.finish_session_init(sid, timeout, ok)
+        await self._session_ready.wait()
+        return True
+
+    def _auth(self, payload: bytes | memoryview, max_len: int) -> bool:
+        server = self.server
+        try:
+            pkt = decode_request(OpCode.auth, payload, max_len=max_len, offset=8)
+            ids = server.auth.authenticate(pkt.scheme, pkt.auth, self.remote[0])  # type: ignore[union-attr]
+        except ProtocolError as exc:
+            log.warning("closing connection from %s:%s: bad auth packet: %s", self.remote[0], self.remote[1], exc)
+            return False
+        except KeeperError:
+            ids = []
+        scheme = getattr(pkt, "scheme", "?")
+        if not ids:
+            server.stats.auth_failed += 1
+            log.warning("Authentication failed for scheme: %s from /%s:%s", scheme, *self.remote)
+            self.deliver_one(encode_reply(Xid.AUTH, 0, Err.AUTHFAILED))
+            self.close_after_flush()
+            return False
+        server.auth.add_ids(self.auth_ids, ids)
+        self.deliver_one(encode_reply(Xid.AUTH, 0, 0))
+        return True
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection /{self.remote[0]}:{self.remote[1]} session 0x{self.session_id & 0xFFFFFFFFFFFFFFFF:x}>"
+
+
+class _UnimplementedType:
+    """Marker record: the opcode is unknown; the final stage answers UNIMPLEMENTED."""
+
+    def __repr__(self) -> str:
+        return "<unimplemented>"
+
+
+_Unimplemented = _UnimplementedType()
