@@ -648,7 +648,7 @@ class Prep:
     def _check_quota(self, path: str, last_data: bytes | None, data: bytes) -> None:
         """``ZooKeeperServer.checkQuota``: hard limits of the nearest quota'd ancestor."""
         nodes = self.tree.nodes
-        if path.startswith("/zookeeper"):
+        if path == "/zookeeper" or path.startswith("/zookeeper/"):
             return
         prefix = path
         limits = None
