@@ -208,6 +208,8 @@ def apache_zookeeper(
     finally:
         zk.stop()
         drainer.join(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _drain(zk: ZkProcess) -> None:
