@@ -506,3 +506,38 @@ def test_fuzz_mutated_valid_requests(op_req: tuple[int, Any], data: st.DataObjec
         p.decode_request(op, bytes(body))
     except p.ProtocolError:
         pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANY_REQUEST, I32)
+def test_decode_request_frame_matches_two_step_decode(op_req: tuple[int, Any], xid: int) -> None:
+    op, req = op_req
+    payload = one_frame(p.encode_request(xid, op, req))
+    assert p.decode_request_frame(payload) == (xid, op, req)
+    assert p.decode_request_frame(memoryview(payload)) == (xid, op, req)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60), st.integers(0, 100))
+def test_fuzz_decode_request_frame(blob: bytes, max_len: int) -> None:
+    for op in (4, 5, 3, 12, 14):
+        payload = struct.pack(">ii", 1, op) + blob
+        try:
+            p.decode_request_frame(payload, max_len=max_len)
+        except p.ProtocolError:
+            pass
+    with pytest.raises(p.ProtocolError, match="truncated"):
+        p.decode_request_frame(blob[:7])
+
+
+def test_records_are_frozen_with_keywords_and_defaults() -> None:
+    import dataclasses
+
+    r = p.GetDataRequest(path="/a", watch=True)
+    assert r == p.GetDataRequest("/a", True) and hash(r) == hash(p.GetDataRequest("/a", True))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.path = "/b"  # type: ignore[misc]
+    assert p.ConnectRequest(0, 0, 0, 0, b"").read_only is False
+    assert p.SetWatches(1, (), (), ()).persistent_recursive_watches == ()
+    with pytest.raises(TypeError):
+        p.GetDataRequest("/a")  # type: ignore[call-arg]
