@@ -19,8 +19,8 @@ from trio_quorum.acl import digest_id
 from trio_quorum.consts import OpCode, Perm
 from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, Id
 from trio_quorum.datatree import DataTree
-from trio_quorum.persistence.filestore import FileStore
 from trio_quorum.persistence.files import list_logs, list_snapshots, version_dir
+from trio_quorum.persistence.filestore import FileStore
 from trio_quorum.txn import (
     CreateSessionTxn,
     CreateTxn,

@@ -221,14 +221,8 @@ def scan_log(data: bytes | memoryview, name: str, *, max_entry: int | None = Non
         entries.append(LogEntry(pos, hdr, rec, digest, n))
         pos += 12 + n + 1
     scan.end = pos
-    if why == "zero entry" or pos >= end:
-        if pos < end and _NONZERO.search(data, pos) is not None:
-            # a zeroed hole with data after it is not a clean end: look for entries
-            nxt = _valid_entry_after(data, pos, end)
-            if nxt >= 0:
-                raise CorruptStorage(f"{name}: zeroed entry at offset {pos} followed by a valid entry at {nxt}")
-            scan.torn = "zero entry followed by garbage"
-        return scan
+    if pos >= end or _NONZERO.search(data, pos) is None:
+        return scan  # clean end: nothing but (preallocated) zeros follows
     nxt = _valid_entry_after(data, pos, end)
     if nxt >= 0:
         raise CorruptStorage(f"{name}: corrupt entry at offset {pos} ({why}); a valid entry follows at offset {nxt}")
