@@ -124,17 +124,24 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait(5)
+        self._close_pipe()
+        return code
+
+    def _close_pipe(self) -> None:
         if self._reader is not None:
             self._reader.join(5)
-        return code
+        if self.proc is not None and self.proc.stderr is not None and not self._reader_alive():
+            self.proc.stderr.close()
+
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
 
     def kill(self) -> None:
         """SIGKILL (no clean shutdown)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        if self._reader is not None:
-            self._reader.join(5)
+        self._close_pipe()
 
     def __enter__(self) -> ServerProcess:
         return self.start()
