@@ -1,0 +1,224 @@
+"""The client side of our codec against Apache ZooKeeper 3.8: every record it
+sends is accepted and every reply decodes to what ZooKeeper means.
+
+This checks our encoders/decoders against the reference server's bytes, not
+against our own reading of the jute file.  Blocking sockets with timeouts on
+127.0.0.1; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from tests.support.apache_zk import apache_zookeeper
+from trio_quorum import proto as p
+from trio_quorum.consts import Err, EventType, KeeperState, OpCode
+from trio_quorum.data import OPEN_ACL_UNSAFE, ttl_owner
+from trio_quorum.framing import FourLetterWord, FrameDecoder
+
+pytestmark = pytest.mark.zookeeper
+
+
+class WireClient:
+    """A minimal ZooKeeper client built only from trio_quorum.proto."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.dec = FrameDecoder(four_letter_words=False)
+        self.pending: list[bytes] = []
+        self.events: list[tuple[int, p.WatcherEvent]] = []
+        self.xid = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def recv_payload(self) -> bytes:
+        for _ in range(10_000):
+            if self.pending:
+                return self.pending.pop(0)
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("server closed the connection")
+            self.dec.feed(data)
+            for f in self.dec.frames():
+                assert not isinstance(f, FourLetterWord)
+                self.pending.append(bytes(f))
+        raise AssertionError("no frame")
+
+    def connect(self, read_only: bool | None) -> p.ConnectResponse:
+        self.sock.sendall(p.encode_connect_request(0, 0, 30000, 0, b"\0" * 16, read_only))
+        return p.decode_connect_response(self.recv_payload())
+
+    def call(self, op: int, req: Any = None, xid: int | None = None) -> tuple[p.ReplyHeader, Any]:
+        if xid is None:
+            self.xid += 1
+            xid = self.xid
+        self.sock.sendall(p.encode_request(xid, op, req))
+        for _ in range(100):
+            payload = self.recv_payload()
+            hdr = p.decode_reply_header(payload)
+            if hdr.xid == -1:
+                self.events.append((hdr.zxid, p.decode_notification(payload)))
+                continue
+            assert hdr.xid == xid
+            body = p.decode_response(op, payload, offset=16) if hdr.err == 0 else None
+            return hdr, body
+        raise AssertionError("no reply")
+
+
+@pytest.fixture(scope="module")
+def zk(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with apache_zookeeper(
+        tmp_path_factory.mktemp("zk") / "data",
+        java_opts=("-Dzookeeper.extendedTypesEnabled=true", "-Dzookeeper.forceSync=no"),
+    ) as server:
+        yield server
+
+
+@pytest.mark.parametrize("read_only", [False, True, None])
+def test_connect_read_only_byte_follows_the_client(zk: Any, read_only: bool | None) -> None:
+    c = WireClient(zk.port)
+    try:
+        rsp = c.connect(read_only)
+        assert rsp.session_id != 0 and rsp.timeout == 30000 and len(rsp.passwd) == 16
+        # An old client (no byte) gets no byte back; otherwise the byte is there.
+        assert rsp.read_only is (None if read_only is None else False)
+        hdr, body = c.call(OpCode.ping, xid=-2)
+        assert (hdr.xid, hdr.err, body) == (-2, 0, None)
+    finally:
+        c.close()
+
+
+def test_records_against_apache_zookeeper(zk: Any) -> None:
+    c = WireClient(zk.port)
+    other = WireClient(zk.port)
+    try:
+        c.connect(False)
+        other.connect(False)
+        acl = OPEN_ACL_UNSAFE
+        hdr, rsp = c.call(OpCode.create2, p.CreateRequest("/p", b"v", acl, 0))
+        assert rsp.path == "/p" and rsp.stat.czxid == hdr.zxid and rsp.stat.dataLength == 1
+        created = rsp.stat
+        hdr, rsp = c.call(OpCode.getData, p.GetDataRequest("/p", True))
+        assert rsp == p.GetDataResponse(b"v", created)
+        hdr, rsp = c.call(OpCode.exists, p.ExistsRequest("/nope", False))
+        assert hdr.err == Err.NONODE and rsp is None
+        hdr, rsp = c.call(OpCode.create, p.CreateRequest("/p/c", b"", acl, 0))
+        assert rsp == p.CreateResponse("/p/c")
+        # a change by another session fires our data watch (3.8: zxid -1)
+        hdr, rsp = other.call(OpCode.setData, p.SetDataRequest("/p", b"w2", 0))
+        assert rsp.stat.version == 1 and rsp.stat.mzxid == hdr.zxid
+        hdr, rsp = c.call(OpCode.sync, p.SyncRequest("/p"))
+        assert rsp == p.SyncResponse("/p")
+        assert (-1, p.WatcherEvent(EventType.NodeDataChanged, KeeperState.SyncConnected, "/p")) in (
+            c.events
+        )
+
+        # multi: a failing op rolls back the ones before it
+        hdr, rsp = c.call(
+            OpCode.multi,
+            p.MultiRequest(
+                (
+                    (OpCode.create, p.CreateRequest("/p/a", b"", acl, 0)),
+                    (OpCode.setData, p.SetDataRequest("/p", b"x", 99)),
+                    (OpCode.delete, p.DeleteRequest("/p/c", -1)),
+                )
+            ),
+        )
+        assert hdr.err == 0
+        assert rsp.results == ((-1, 0), (-1, Err.BADVERSION), (-1, Err.RUNTIMEINCONSISTENCY))
+        hdr, rsp = c.call(
+            OpCode.multi,
+            p.MultiRequest(
+                (
+                    (OpCode.create2, p.CreateRequest("/p/b", b"bb", acl, 2)),
+                    (OpCode.check, p.CheckVersionRequest("/p", 1)),
+                    (OpCode.setData, p.SetDataRequest("/p/c", b"cc", 0)),
+                    (OpCode.delete, p.DeleteRequest("/p/c", 1)),
+                )
+            ),
+        )
+        (t0, r0), (t1, r1), (t2, r2), (t3, r3) = rsp.results
+        # ZooKeeper 3.8 answers a create2 op inside a multi as a plain create
+        # result (type 1, path only, no Stat): the sub-txn is a CreateTxn.
+        assert (t0, r0) == (OpCode.create, p.CreateResponse("/p/b0000000001"))
+        assert (t1, r1, t3, r3) == (OpCode.check, None, OpCode.delete, None)
+        assert t2 == OpCode.setData and r2.stat.version == 1 and r2.stat.mzxid == hdr.zxid
+        hdr, rsp = c.call(
+            OpCode.multiRead,
+            p.MultiRequest(
+                (
+                    (OpCode.getData, p.GetDataRequest("/p", False)),
+                    (OpCode.getChildren, p.GetChildrenRequest("/nope", False)),
+                    (OpCode.getChildren, p.GetChildrenRequest("/p", False)),
+                )
+            ),
+        )
+        (t0, r0), e1, (t2, r2) = rsp.results
+        assert t0 == OpCode.getData and r0.data == b"w2" and e1 == (-1, Err.NONODE)
+        assert r2 == p.GetChildrenResponse(("b0000000001",))
+
+        hdr, rsp = c.call(OpCode.getChildren2, p.GetChildren2Request("/p", False))
+        assert rsp.children == ("b0000000001",) and rsp.stat.numChildren == 1
+        hdr, rsp = c.call(OpCode.getACL, p.GetACLRequest("/p"))
+        assert rsp.acl == acl and rsp.stat.aversion == 0
+        hdr, rsp = c.call(OpCode.setACL, p.SetACLRequest("/p", acl, 0))
+        assert rsp.stat.aversion == 1
+        hdr, rsp = c.call(OpCode.create2, p.CreateRequest("/p/e", b"", acl, 1))
+        assert rsp.stat.ephemeralOwner != 0
+        hdr, rsp = c.call(OpCode.getEphemerals, p.GetEphemeralsRequest("/p"))
+        assert rsp == p.GetEphemeralsResponse(("/p/e",))
+        hdr, rsp = c.call(OpCode.getAllChildrenNumber, p.GetAllChildrenNumberRequest("/p"))
+        assert rsp == p.GetAllChildrenNumberResponse(2)
+        hdr, rsp = c.call(OpCode.createTTL, p.CreateTTLRequest("/ttl", b"", acl, 5, 60000))
+        # Clients never see the TTL/container marker in ephemeralOwner
+        # (DataNode.copyStat -> getClientEphemeralOwner): it reads 0.
+        assert rsp.path == "/ttl" and rsp.stat.ephemeralOwner == 0 != ttl_owner(60000)
+        hdr, rsp = c.call(OpCode.exists, p.ExistsRequest("/ttl", False))
+        assert rsp.stat.ephemeralOwner == 0
+        hdr, rsp = c.call(OpCode.createContainer, p.CreateRequest("/box", b"", acl, 4))
+        assert rsp.path == "/box" and rsp.stat.ephemeralOwner == 0
+
+        hdr, rsp = c.call(OpCode.addWatch, p.AddWatchRequest("/p", 1))
+        assert rsp == p.ErrorResponse(0)
+        hdr, rsp = c.call(OpCode.checkWatches, p.CheckWatchesRequest("/p", 3))
+        assert hdr.err == 0 and rsp is None
+        hdr, rsp = c.call(OpCode.removeWatches, p.RemoveWatchesRequest("/p", 3))
+        assert hdr.err == 0
+        hdr, rsp = c.call(OpCode.removeWatches, p.RemoveWatchesRequest("/p", 3))
+        assert hdr.err == Err.NOWATCHER
+
+        hdr, _ = c.call(OpCode.auth, p.AuthPacket(0, "digest", b"u:pw"), xid=-4)
+        assert (hdr.xid, hdr.err) == (-4, 0)
+        hdr, rsp = c.call(OpCode.whoAmI)
+        assert ("digest", "u") in rsp.client_info and ("ip", "127.0.0.1") in rsp.client_info
+
+        hdr, rsp = c.call(OpCode.delete, p.DeleteRequest("/p/b0000000001", -1))
+        assert hdr.err == 0 and rsp is None
+        hdr, rsp = c.call(OpCode.closeSession)
+        assert hdr.err == 0
+    finally:
+        c.close()
+        other.close()
+
+
+def test_set_watches_replay(zk: Any) -> None:
+    c = WireClient(zk.port)
+    try:
+        c.connect(False)
+        hdr, rsp = c.call(OpCode.create, p.CreateRequest("/sw", b"", OPEN_ACL_UNSAFE, 0))
+        for op, sw in (
+            (OpCode.setWatches, p.SetWatches(hdr.zxid, ("/sw",), ("/gone",), ())),
+            (OpCode.setWatches2, p.SetWatches(hdr.zxid, (), (), (), ("/sw",), ())),
+        ):
+            h, body = c.call(op, sw, xid=-8)
+            assert (h.xid, h.err, body) == (-8, 0, None)
+        c.call(OpCode.create, p.CreateRequest("/gone", b"", OPEN_ACL_UNSAFE, 0))
+        c.call(OpCode.sync, p.SyncRequest("/"))
+        events = {(e.type, e.path) for _, e in c.events}
+        assert (EventType.NodeCreated, "/gone") in events
+    finally:
+        c.close()
