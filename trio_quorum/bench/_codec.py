@@ -1,36 +1,39 @@
 """The client side of ZooKeeper's wire protocol, as far as the benchmark needs it.
 
-The harness speaks to both servers over raw sockets. It prefers the project's own
-sans-IO codec (``trio_quorum/proto.py``); this module is the thin seam that keeps the
-bench working while that codec is written, and it is where the bench adapts to it.
+A thin seam over the project's own sans-IO codec, :mod:`trio_quorum.proto`: the
+harness encodes every request with ``proto.encode_request`` /
+``proto.encode_connect_request`` and decodes set-up and probe replies with
+``proto.decode_reply_header`` / ``proto.decode_response``.  The load generator's
+hot loop pre-encodes request bodies here once per key (:func:`request_body`) and
+only packs the 12-byte frame header per request; it reads the 16-byte ReplyHeader
+with :data:`REPLY_HEADER` directly, because building a record object per reply
+would make the client, not the server, the thing being measured.
 
-Everything here returns whole *frames* (``int32 length`` + payload) ready for
-``sendall``; decoders take one frame's payload (without the length prefix).
-
-Invariants: no IO, no clock; every decode goes through the bounded
-:class:`trio_quorum.jute.Reader`.
+Invariants: no IO, no clock.
 """
 
 from __future__ import annotations
 
 import struct
 
+from .. import proto
 from ..consts import OpCode
-from ..data import OPEN_ACL_UNSAFE, read_stat, write_acl
-from ..jute import Reader, Writer
+from ..data import OPEN_ACL_UNSAFE
 
 __all__ = [
     "PING_XID",
     "REPLY_HEADER",
-    "frame",
     "encode_connect_request",
     "decode_connect_response",
     "encode_request",
+    "request_body",
     "decode_reply_header",
-    "create_body",
-    "path_watch_body",
-    "set_data_body",
-    "delete_body",
+    "create_request",
+    "create_body_tail",
+    "get_data_request",
+    "exists_request",
+    "set_data_request",
+    "delete_request",
     "ping_frame",
     "close_session_frame",
     "decode_get_data",
@@ -38,29 +41,18 @@ __all__ = [
 
 PING_XID = -2
 
-#: ``ReplyHeader{int xid; long zxid; int err}``.
+#: ``ReplyHeader{int xid; long zxid; int err}`` (16 bytes), for the hot loop.
 REPLY_HEADER = struct.Struct(">iqi")
-_LEN = struct.Struct(">i")
-_REQ_HEADER = struct.Struct(">iii")  # frame length, xid, type
 
-
-def frame(payload: bytes) -> bytes:
-    """Prefix ``payload`` with its int32 length."""
-    return _LEN.pack(len(payload)) + payload
+#: Length of ``int32 frame length | RequestHeader{xid, type}``.
+_REQUEST_PREFIX = 12
 
 
 def encode_connect_request(
     timeout_ms: int, session_id: int = 0, passwd: bytes = b"\0" * 16, last_zxid: int = 0
 ) -> bytes:
     """A ConnectRequest frame (no RequestHeader), with the 3.8+ ``readOnly`` byte."""
-    w = Writer()
-    w.write_int(0)  # protocolVersion
-    w.write_long(last_zxid)
-    w.write_int(timeout_ms)
-    w.write_long(session_id)
-    w.write_buffer(passwd)
-    w.write_bool(False)
-    return frame(w.getvalue())
+    return proto.encode_connect_request(0, last_zxid, timeout_ms, session_id, passwd, False)
 
 
 def decode_connect_response(payload: bytes) -> tuple[int, int, bytes]:
@@ -68,86 +60,65 @@ def decode_connect_response(payload: bytes) -> tuple[int, int, bytes]:
 
     A timeout <= 0 means the server refused or expired the session.
     """
-    r = Reader(payload)
-    r.read_int()  # protocolVersion
-    timeout = r.read_int()
-    session_id = r.read_long()
-    passwd = r.read_buffer()
-    return timeout, session_id, passwd
+    r = proto.decode_connect_response(payload)
+    return r.timeout, r.session_id, r.passwd
 
 
-def encode_request(xid: int, op: int, body: bytes = b"") -> bytes:
-    """A request frame: ``len | RequestHeader{xid, type} | body``."""
-    return _REQ_HEADER.pack(8 + len(body), xid, op) + body
+def encode_request(xid: int, op: int, record: object = None) -> bytes:
+    """A request frame: ``len | RequestHeader{xid, type} | record``."""
+    return proto.encode_request(xid, op, record)
 
 
-def decode_reply_header(payload: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int, int]:
+def request_body(op: int, record: object) -> bytes:
+    """The encoded record alone (no length, no header): a template for the hot loop."""
+    return proto.encode_request(0, op, record)[_REQUEST_PREFIX:]
+
+
+def decode_reply_header(
+    payload: bytes | bytearray | memoryview, offset: int = 0
+) -> tuple[int, int, int]:
     """``(xid, zxid, err)`` of a reply payload starting at ``offset``."""
-    return REPLY_HEADER.unpack_from(payload, offset)  # type: ignore[return-value]
+    h = proto.decode_reply_header(payload, offset)
+    return h.xid, h.zxid, h.err
 
 
-def _acl_bytes() -> bytes:
-    w = Writer()
-    w.write_vector(OPEN_ACL_UNSAFE, write_acl)
-    return w.getvalue()
-
-
-_OPEN_ACL = _acl_bytes()
-
-
-def create_body(path: str, data: bytes, flags: int = 0) -> bytes:
+def create_request(path: str, data: bytes, flags: int = 0) -> proto.CreateRequest:
     """CreateRequest{path, data, acl=OPEN_ACL_UNSAFE, flags}."""
-    w = Writer()
-    w.write_ustring(path)
-    w.write_buffer(data)
-    w.write_raw(_OPEN_ACL)
-    w.write_int(flags)
-    return w.getvalue()
+    return proto.CreateRequest(path, data, OPEN_ACL_UNSAFE, flags)
 
 
 def create_body_tail(data: bytes, flags: int = 0) -> bytes:
-    """Everything after the path in a CreateRequest: lets a hot loop build only the path."""
-    w = Writer()
-    w.write_buffer(data)
-    w.write_raw(_OPEN_ACL)
-    w.write_int(flags)
-    return w.getvalue()
+    """Everything after the path in an encoded CreateRequest, so a hot loop builds only the path."""
+    body = request_body(OpCode.create, create_request("", data, flags))
+    # An empty ustring is encoded as its 4-byte length 0 (or -1): drop it.
+    return body[4:]
 
 
-def path_watch_body(path: str, watch: bool = False) -> bytes:
-    """GetDataRequest / ExistsRequest / GetChildrenRequest: ``{path, watch}``."""
-    w = Writer()
-    w.write_ustring(path)
-    w.write_bool(watch)
-    return w.getvalue()
+def get_data_request(path: str) -> proto.GetDataRequest:
+    return proto.GetDataRequest(path, False)
 
 
-def set_data_body(path: str, data: bytes, version: int = -1) -> bytes:
-    w = Writer()
-    w.write_ustring(path)
-    w.write_buffer(data)
-    w.write_int(version)
-    return w.getvalue()
+def exists_request(path: str) -> proto.ExistsRequest:
+    return proto.ExistsRequest(path, False)
 
 
-def delete_body(path: str, version: int = -1) -> bytes:
-    w = Writer()
-    w.write_ustring(path)
-    w.write_int(version)
-    return w.getvalue()
+def set_data_request(path: str, data: bytes, version: int = -1) -> proto.SetDataRequest:
+    return proto.SetDataRequest(path, data, version)
+
+
+def delete_request(path: str, version: int = -1) -> proto.DeleteRequest:
+    return proto.DeleteRequest(path, version)
 
 
 def ping_frame() -> bytes:
-    return encode_request(PING_XID, OpCode.ping)
+    return proto.encode_request(PING_XID, OpCode.ping)
 
 
 def close_session_frame(xid: int) -> bytes:
-    return encode_request(xid, OpCode.closeSession)
+    return proto.encode_request(xid, OpCode.closeSession)
 
 
 def decode_get_data(payload: bytes, offset: int) -> tuple[bytes, int]:
     """GetDataResponse body at ``offset`` -> ``(data, mzxid)``."""
-    r = Reader(payload, offset)
-    data = r.read_buffer()
-    stat = read_stat(r)
-    return data, stat.mzxid
+    r = proto.decode_response(OpCode.getData, payload, offset=offset)
+    return (r.data or b""), r.stat.mzxid

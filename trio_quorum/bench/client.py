@@ -60,21 +60,25 @@ class SyncClient:
         io_timeout: socket timeout in seconds for every send/receive.
     """
 
-    def __init__(self, host: str, port: int, timeout_ms: int = 30000, io_timeout: float = 10.0) -> None:
+    def __init__(
+        self, host: str, port: int, timeout_ms: int = 30000, io_timeout: float = 10.0
+    ) -> None:
         self.sock = socket.create_connection((host, port), timeout=io_timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(codec.encode_connect_request(timeout_ms))
-        self.timeout_ms, self.session_id, self.passwd = codec.decode_connect_response(_recv_frame(self.sock))
+        self.timeout_ms, self.session_id, self.passwd = codec.decode_connect_response(
+            _recv_frame(self.sock)
+        )
         if self.timeout_ms <= 0:
             self.sock.close()
             raise ZkError(Err.SESSIONEXPIRED, "connect refused")
         self._xid = 0
 
-    def call(self, op: int, body: bytes = b"") -> tuple[bytes, int]:
+    def call(self, op: int, record: object = None) -> tuple[bytes, int]:
         """Send one request, return ``(reply payload, body offset)``; raise on error."""
         self._xid += 1
         xid = self._xid
-        self.sock.sendall(codec.encode_request(xid, op, body))
+        self.sock.sendall(codec.encode_request(xid, op, record))
         while True:
             payload = _recv_frame(self.sock)
             rxid, _zxid, err = codec.decode_reply_header(payload)
@@ -87,7 +91,7 @@ class SyncClient:
         return payload, codec.REPLY_HEADER.size
 
     def create(self, path: str, data: bytes = b"", flags: int = CreateFlag.PERSISTENT) -> None:
-        self.call(OpCode.create, codec.create_body(path, data, flags))
+        self.call(OpCode.create, codec.create_request(path, data, flags))
 
     def ensure_path(self, path: str) -> None:
         """Create ``path`` and its ancestors; existing nodes are fine."""
@@ -100,15 +104,18 @@ class SyncClient:
                     raise
 
     def get_data(self, path: str) -> bytes:
-        payload, off = self.call(OpCode.getData, codec.path_watch_body(path))
+        payload, off = self.call(OpCode.getData, codec.get_data_request(path))
         return codec.decode_get_data(payload, off)[0]
 
     def set_data(self, path: str, data: bytes) -> None:
-        self.call(OpCode.setData, codec.set_data_body(path, data))
+        self.call(OpCode.setData, codec.set_data_request(path, data))
+
+    def delete(self, path: str) -> None:
+        self.call(OpCode.delete, codec.delete_request(path))
 
     def exists(self, path: str) -> bool:
         try:
-            self.call(OpCode.exists, codec.path_watch_body(path))
+            self.call(OpCode.exists, codec.exists_request(path))
         except ZkError as exc:
             if exc.code == Err.NONODE:
                 return False

@@ -134,7 +134,11 @@ def populate_keys(host: str, port: int, prefix: str, count: int, value_size: int
             frames = []
             for i in range(lo, min(count, lo + 256)):
                 c._xid += 1
-                frames.append(codec.encode_request(c._xid, OpCode.create, codec.create_body(f"{prefix}/{i}", value)))
+                frames.append(
+                    codec.encode_request(
+                        c._xid, OpCode.create, codec.create_request(f"{prefix}/{i}", value)
+                    )
+                )
             c.sock.sendall(b"".join(frames))
             for _ in frames:
                 payload = _recv_frame_blocking(c.sock)
@@ -187,8 +191,16 @@ class _Requests:
     def __init__(self, spec: LoadSpec, worker: int) -> None:
         value = b"v" * spec.value_size
         self.op = spec.op
-        self.get_bodies = [codec.path_watch_body(f"{spec.key_prefix}/{i}") for i in range(spec.keys)]
-        self.set_bodies = [codec.set_data_body(f"{spec.key_prefix}/{i}", value) for i in range(spec.keys)]
+        self.get_bodies = [
+            codec.request_body(OpCode.getData, codec.get_data_request(f"{spec.key_prefix}/{i}"))
+            for i in range(spec.keys)
+        ]
+        self.set_bodies = [
+            codec.request_body(
+                OpCode.setData, codec.set_data_request(f"{spec.key_prefix}/{i}", value)
+            )
+            for i in range(spec.keys)
+        ]
         self.create_tail = codec.create_body_tail(value)
         self.create_prefix = spec.create_prefix
         self.worker = worker
@@ -263,7 +275,14 @@ def _cpu() -> float:
 
 
 def _run_worker(
-    idx: int, host: str, port: int, spec: LoadSpec, session_ids: list[int], ready: Any, go: Any, times: Any
+    idx: int,
+    host: str,
+    port: int,
+    spec: LoadSpec,
+    session_ids: list[int],
+    ready: Any,
+    go: Any,
+    times: Any,
 ) -> dict[str, Any]:
     count_mode = spec.total > 0
     sessions = []
@@ -412,7 +431,15 @@ def _run_worker(
 
 
 def _worker_main(
-    idx: int, host: str, port: int, spec: LoadSpec, session_ids: list[int], ready: Any, go: Any, times: Any, results: Any
+    idx: int,
+    host: str,
+    port: int,
+    spec: LoadSpec,
+    session_ids: list[int],
+    ready: Any,
+    go: Any,
+    times: Any,
+    results: Any,
 ) -> None:
     try:
         res = _run_worker(idx, host, port, spec, session_ids, ready, go, times)
@@ -489,7 +516,9 @@ def run_load(host: str, port: int, spec: LoadSpec, server_cpu: Any = None) -> Lo
         writes.extend(r.pop("lat_write"))
     completed = len(reads) + len(writes)
     if spec.total:
-        window = (max(r["t_last_ns"] for r in reports) - min(r["t_first_ns"] for r in reports)) / 1e9
+        window = (
+            max(r["t_last_ns"] for r in reports) - min(r["t_first_ns"] for r in reports)
+        ) / 1e9
     else:
         window = spec.duration
     latency = {"all": percentiles(reads + writes)}

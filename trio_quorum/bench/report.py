@@ -125,8 +125,10 @@ def render(doc: dict[str, Any]) -> str:
     m = doc.get("machine", {})
     s = doc.get("settings", {})
     out = [BEGIN, ""]
-    out.append(f"Run: `{doc.get('command', 'python -m trio_quorum.bench')}` ({doc.get('mode', '?')} mode), "
-               f"{m.get('date_utc')}, git {m.get('git_commit')}.")
+    out.append(
+        f"Run: `{doc.get('command', 'python -m trio_quorum.bench')}` ({doc.get('mode', '?')} mode), "
+        f"{m.get('date_utc')}, git {m.get('git_commit')}."
+    )
     out.append("")
     out.append("| machine | |")
     out.append("|---|---|")
@@ -149,10 +151,16 @@ def render(doc: dict[str, Any]) -> str:
     out.append("| target | status | version |")
     out.append("|---|---|---|")
     for t in doc.get("targets", {}).values():
-        status = t["status"] if t["status"] == "ok" else f"{t['status']}: {_one_line_reason(t.get('reason'))}"
+        status = (
+            t["status"]
+            if t["status"] == "ok"
+            else f"{t['status']}: {_one_line_reason(t.get('reason'))}"
+        )
         out.append(f"| {t['title']} | {status} | {t.get('version') or '–'} |")
     out.append("")
-    out.append(f"Ratio = {OTHER} / ZooKeeper (above 1 is better for throughput, below 1 for latency, memory and time).")
+    out.append(
+        f"Ratio = {OTHER} / ZooKeeper (above 1 is better for throughput, below 1 for latency, memory and time)."
+    )
     out.append("")
     for fig in doc.get("figures", []):
         rows = _ROWS.get(fig["kind"])
@@ -169,7 +177,9 @@ def render(doc: dict[str, Any]) -> str:
         for label, path, unit, _better in rows:
             a = _get(base, *path) if base and base.get("status") == "ok" else None
             b = _get(other, *path) if other and other.get("status") == "ok" else None
-            out.append(f"| {label} | {_cell(base, path, unit)} | {_cell(other, path, unit)} | {_ratio(a, b)} |")
+            out.append(
+                f"| {label} | {_cell(base, path, unit)} | {_cell(other, path, unit)} | {_ratio(a, b)} |"
+            )
         if fig["kind"] == "throughput" and fig["params"].get("op") == "mix":
             for kind in ("read", "write"):
                 path = ("latency_ms", kind, "p99")
@@ -182,7 +192,9 @@ def render(doc: dict[str, Any]) -> str:
             notes = [(n, _worker_note(fig["results"].get(n))) for n in (BASE, OTHER)]
             txt = "; ".join(f"{n}: {w}" for n, w in notes if w)
             if txt:
-                out.append(f"| load process CPU (each) | {_worker_note(base) or '–'} | {_worker_note(other) or '–'} | |")
+                out.append(
+                    f"| load process CPU (each) | {_worker_note(base) or '–'} | {_worker_note(other) or '–'} | |"
+                )
         for n, r in fig["results"].items():
             if r.get("status") == "failed":
                 out.append("")

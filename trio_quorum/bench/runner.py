@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
+from .client import SyncClient
 from .scenarios import GROUP_SETUP, RUNNERS, SCENARIOS, Scenario, Settings, quick, select
 from .servers import TARGETS, ServerFailed, ServerProcess, Target, free_port, write_zoo_cfg
 
@@ -76,8 +77,35 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def basic_probe(server: ServerProcess) -> None:
+    """Can a session create, read, overwrite and delete a znode?  Raises if not.
+
+    A target that starts but fails this is recorded as unavailable rather than
+    benchmarked: numbers from a server that cannot do the basics mean nothing.
+    """
+    c = SyncClient(server.host, server.port, timeout_ms=10000, io_timeout=5.0)
+    try:
+        path = f"/bench-probe-{c.session_id:x}"
+        c.create(path, b"probe")
+        if c.get_data(path) != b"probe":
+            raise RuntimeError("getData did not return what create stored")
+        c.set_data(path, b"probe2")
+        if c.get_data(path) != b"probe2":
+            raise RuntimeError("getData did not return what setData stored")
+        c.delete(path)
+        if c.exists(path):
+            raise RuntimeError("a deleted znode still exists")
+    finally:
+        c.close()
+
+
 def _run_group(
-    target: Target, group: str, scenarios: list[Scenario], settings: Settings, workdir: Path, log: Any
+    target: Target,
+    group: str,
+    scenarios: list[Scenario],
+    settings: Settings,
+    workdir: Path,
+    log: Any,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None, str | None]:
     """Start one server for ``group``, run its scenarios; returns (results, srvr, failure)."""
     gdir = workdir / target.name / group
@@ -93,16 +121,32 @@ def _run_group(
             srvr = server.wait_ready(timeout=settings.ready_timeout)
         except ServerFailed as exc:
             return results, None, str(exc)
-        log(f"  [{target.name}] {group}: server pid {server.pid} ready in {time.monotonic() - t0:.2f} s")
+        log(
+            f"  [{target.name}] {group}: server pid {server.pid} ready in {time.monotonic() - t0:.2f} s"
+        )
+        try:
+            basic_probe(server)
+        except Exception as exc:
+            return (
+                results,
+                None,
+                f"{target.name} started but failed the basic probe: {type(exc).__name__}: {exc}",
+            )
         setup = GROUP_SETUP.get(group)
-        if setup is not None:
-            setup(server, settings)
+        try:
+            if setup is not None:
+                setup(server, settings)
+        except Exception as exc:
+            log(traceback.format_exc())
+            return results, srvr, f"set-up of {group} failed: {type(exc).__name__}: {exc}"
         for sc in scenarios:
             t1 = time.monotonic()
             try:
                 data = RUNNERS[sc.kind](server, sc, settings)
                 results[sc.id] = {"status": "ok", **data}
-                log(f"  [{target.name}] {sc.id}: {report.one_line(sc, data)} ({time.monotonic() - t1:.1f} s)")
+                log(
+                    f"  [{target.name}] {sc.id}: {report.one_line(sc, data)} ({time.monotonic() - t1:.1f} s)"
+                )
             except Exception as exc:
                 results[sc.id] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
                 log(f"  [{target.name}] {sc.id}: FAILED {exc}\n{traceback.format_exc()}")
@@ -114,7 +158,11 @@ def _run_group(
 
 
 def run(
-    targets: list[Target], scenarios: list[Scenario], settings: Settings, workdir: Path, log: Any = print
+    targets: list[Target],
+    scenarios: list[Scenario],
+    settings: Settings,
+    workdir: Path,
+    log: Any = print,
 ) -> dict[str, Any]:
     """Run everything; return the JSON document (see docs/benchmarks.md for its shape)."""
     doc: dict[str, Any] = {
@@ -136,25 +184,39 @@ def run(
     }
     figures = {f["id"]: f for f in doc["figures"]}
     for target in targets:
-        info: dict[str, Any] = {"title": target.title, "status": "ok", "reason": None, "version": None}
+        info: dict[str, Any] = {
+            "title": target.title,
+            "status": "ok",
+            "reason": None,
+            "version": None,
+        }
         doc["targets"][target.name] = info
         reason = target.unavailable_reason()
         if reason is None:
             for group, items in groupby(scenarios, key=lambda s: s.group):
                 group_scenarios = list(items)
                 log(f"[{target.name}] group {group}: {', '.join(s.id for s in group_scenarios)}")
-                results, srvr, failure = _run_group(target, group, group_scenarios, settings, workdir, log)
+                results, srvr, failure = _run_group(
+                    target, group, group_scenarios, settings, workdir, log
+                )
                 if srvr and info["version"] is None:
                     info["version"] = srvr.get("Zookeeper version")
                 for sc_id, res in results.items():
                     figures[sc_id]["results"][target.name] = res
                 if failure is not None:
                     log(f"[{target.name}] unavailable: {failure}")
-                    if not any(r.get("status") == "ok" for f in figures.values() for n, r in f["results"].items() if n == target.name):
+                    if not any(
+                        r.get("status") == "ok"
+                        for f in figures.values()
+                        for n, r in f["results"].items()
+                        if n == target.name
+                    ):
                         reason = failure
                         break
                     for sc in group_scenarios:
-                        figures[sc.id]["results"].setdefault(target.name, {"status": "failed", "reason": failure})
+                        figures[sc.id]["results"].setdefault(
+                            target.name, {"status": "failed", "reason": failure}
+                        )
         if reason is not None:
             info["status"] = "unavailable"
             info["reason"] = reason
@@ -169,24 +231,44 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m trio_quorum.bench",
         description="Benchmark trio-quorum side by side with Apache ZooKeeper 3.8 on 127.0.0.1.",
     )
-    p.add_argument("--quick", action="store_true", help="seconds per scenario and small znode counts")
-    p.add_argument("--big", action="store_true", help="also the 1M-znode memory/restart figure (slow)")
-    p.add_argument("--targets", default="zookeeper,trio-quorum", help=f"comma list of {','.join(TARGETS)}")
-    p.add_argument("--only", default="", help="comma list of scenario id prefixes (e.g. throughput.get,expiry)")
+    p.add_argument(
+        "--quick", action="store_true", help="seconds per scenario and small znode counts"
+    )
+    p.add_argument(
+        "--big", action="store_true", help="also the 1M-znode memory/restart figure (slow)"
+    )
+    p.add_argument(
+        "--targets", default="zookeeper,trio-quorum", help=f"comma list of {','.join(TARGETS)}"
+    )
+    p.add_argument(
+        "--only", default="", help="comma list of scenario id prefixes (e.g. throughput.get,expiry)"
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--warmup", type=float, help="seconds of warm-up before each throughput window")
     p.add_argument("--duration", type=float, help="seconds of each throughput window")
     p.add_argument("--workers", type=int, help="load generator processes")
-    p.add_argument("--memory-znodes", type=int, help="znodes for the memory/restart figure (default 100k)")
+    p.add_argument(
+        "--memory-znodes", type=int, help="znodes for the memory/restart figure (default 100k)"
+    )
     p.add_argument("--tick-time", type=int, help="zoo.cfg tickTime in ms (default 2000)")
     p.add_argument("--expiry-timeout-ms", type=int, help="session timeout of the expiry probe")
     p.add_argument("--expiry-trials", type=int, help="concurrent expiry trials")
-    p.add_argument("--json", type=Path, default=REPO / "docs" / "benchmarks.json", help="where to write the JSON")
     p.add_argument(
-        "--markdown", type=Path, default=REPO / "docs" / "benchmarks.md", help="where to write the Markdown report"
+        "--json",
+        type=Path,
+        default=REPO / "docs" / "benchmarks.json",
+        help="where to write the JSON",
+    )
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        default=REPO / "docs" / "benchmarks.md",
+        help="where to write the Markdown report",
     )
     p.add_argument("--no-markdown", action="store_true", help="write the JSON only")
-    p.add_argument("--workdir", type=Path, help="keep server dirs and logs here (default: a temp dir, removed)")
+    p.add_argument(
+        "--workdir", type=Path, help="keep server dirs and logs here (default: a temp dir, removed)"
+    )
     return p
 
 
@@ -213,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
-        print(f"unknown target(s): {', '.join(unknown)}; known: {', '.join(TARGETS)}", file=sys.stderr)
+        print(
+            f"unknown target(s): {', '.join(unknown)}; known: {', '.join(TARGETS)}", file=sys.stderr
+        )
         return 2
     scenarios = select([o.strip() for o in args.only.split(",") if o.strip()], big=args.big)
     if not scenarios:
@@ -235,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    doc["command"] = "python -m trio_quorum.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    doc["command"] = "python -m trio_quorum.bench " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     doc["mode"] = "quick" if args.quick else "full"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")

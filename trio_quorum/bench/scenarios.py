@@ -72,7 +72,12 @@ class Scenario:
     needs_big: bool = False
 
 
-_OPS = [("get", "getData"), ("set", "setData"), ("mix", "90% getData / 10% setData"), ("create", "create")]
+_OPS = [
+    ("get", "getData"),
+    ("set", "setData"),
+    ("mix", "90% getData / 10% setData"),
+    ("create", "create"),
+]
 _SHAPES = [(8, 32), (1, 1)]
 
 SCENARIOS: list[Scenario] = [
@@ -87,8 +92,21 @@ SCENARIOS: list[Scenario] = [
         for op, title in _OPS
         for s, i in _SHAPES
     ),
-    Scenario("memory.100k", "memory", "Memory and restart with 100k znodes", "memory.100k", {"size": "memory_znodes"}),
-    Scenario("memory.1m", "memory", "Memory and restart with 1M znodes", "memory.1m", {"size": "big_znodes"}, needs_big=True),
+    Scenario(
+        "memory.100k",
+        "memory",
+        "Memory and restart with 100k znodes",
+        "memory.100k",
+        {"size": "memory_znodes"},
+    ),
+    Scenario(
+        "memory.1m",
+        "memory",
+        "Memory and restart with 1M znodes",
+        "memory.1m",
+        {"size": "big_znodes"},
+        needs_big=True,
+    ),
     Scenario("expiry", "expiry", "Session expiry precision", "expiry"),
 ]
 
@@ -133,7 +151,9 @@ def run_throughput(server: ServerProcess, sc: Scenario, settings: Settings) -> d
     )
     res = run_load(server.host, server.port, spec, server_cpu=server.cpu_seconds)
     out = res.to_json()
-    out["server_cpu_util"] = (res.server_cpu_s / res.window_s) if res.server_cpu_s is not None else None
+    out["server_cpu_util"] = (
+        (res.server_cpu_s / res.window_s) if res.server_cpu_s is not None else None
+    )
     out["server_rss_bytes"] = server.rss_bytes()
     return out
 
@@ -164,7 +184,9 @@ def run_memory(server: ServerProcess, sc: Scenario, settings: Settings) -> dict[
     )
     res = run_load(server.host, server.port, spec, server_cpu=server.cpu_seconds)
     if res.errors:
-        raise RuntimeError(f"{res.errors} of {n} creates failed: {res.workers[0].get('first_error')}")
+        raise RuntimeError(
+            f"{res.errors} of {n} creates failed: {res.workers[0].get('first_error')}"
+        )
     srvr = server.wait_ready(timeout=10)
     rss_after = server.rss_bytes()
     data_dir = server.cfg_path.parent / "data"
@@ -267,10 +289,16 @@ def run_expiry(server: ServerProcess, sc: Scenario, settings: Settings) -> dict[
     }
 
 
-RUNNERS: dict[str, Runner] = {"throughput": run_throughput, "memory": run_memory, "expiry": run_expiry}
+RUNNERS: dict[str, Runner] = {
+    "throughput": run_throughput,
+    "memory": run_memory,
+    "expiry": run_expiry,
+}
 
 #: Work done once when a group's server has started, before its scenarios.
-GROUP_SETUP: dict[str, Callable[[ServerProcess, Settings], None]] = {"throughput": _setup_throughput}
+GROUP_SETUP: dict[str, Callable[[ServerProcess, Settings], None]] = {
+    "throughput": _setup_throughput
+}
 
 
 def quick(settings: Settings) -> Settings:

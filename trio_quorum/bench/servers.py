@@ -84,7 +84,9 @@ class Target:
             return None
         if self.kind == "trio-quorum":
             if importlib.util.find_spec("trio_quorum.__main__") is None:
-                return "`python -m trio_quorum serve` does not exist yet (no trio_quorum/__main__.py)"
+                return (
+                    "`python -m trio_quorum serve` does not exist yet (no trio_quorum/__main__.py)"
+                )
             return None
         return f"unknown target kind {self.kind!r}"
 
