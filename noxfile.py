@@ -32,6 +32,17 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session(python=PY)
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmark against Apache ZooKeeper: nox -s bench [-- --quick | --big | --help].
+
+    Writes docs/benchmarks.json and the generated tables of docs/benchmarks.md.
+    A full run takes several minutes and saturates the machine's cores.
+    """
+    session.install("-e", ".")
+    session.run("python", "-m", "trio_quorum.bench", *session.posargs)
+
+
+@nox.session(python=PY)
 def chaos(session: nox.Session) -> None:
     """Long crash / chaos runs (SIGKILL loops and friends)."""
     session.install("-e", ".[test]")
