@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .api import CorruptStorage
 from .snapshot import SNAP_PREFIX, Snapshot, decode_snapshot, looks_complete
-from .txnlog import LOG_PREFIX, LogEntry, LogScan, scan_log, zxid_from_name
+from .txnlog import LOG_PREFIX, LogEntry, LogScan, has_nonzero, scan_log, zxid_from_name
 
 __all__ = [
     "VERSION_DIR",
@@ -96,11 +96,35 @@ def _read_view(path: str) -> tuple[memoryview | bytes, mmap.mmap | None]:
         return memoryview(m), m
 
 
+def _nonzero_after(fd: int, view: memoryview | bytes) -> Callable[[int], bool]:
+    # Preallocated logs are sparse: look for non-zero bytes only in data
+    # regions (SEEK_DATA/SEEK_HOLE), so a 64 MB zero tail costs nothing.
+    def check(pos: int) -> bool:
+        end = len(view)
+        while pos < end:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                return False  # ENXIO: no data after pos
+            hole = min(end, os.lseek(fd, start, os.SEEK_HOLE))
+            if has_nonzero(view[start:hole], 0):
+                return True
+            pos = hole
+        return False
+
+    return check
+
+
 def scan_log_file(path: str) -> LogScan:
     """Scan one log file (see :func:`txnlog.scan_log`)."""
     view, m = _read_view(path)
     try:
-        return scan_log(view, path)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            seekable = hasattr(os, "SEEK_DATA")
+            return scan_log(view, path, nonzero_after=_nonzero_after(fd, view) if seekable else None)
+        finally:
+            os.close(fd)
     finally:
         if isinstance(view, memoryview):
             view.release()

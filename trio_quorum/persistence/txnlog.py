@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..jute import JuteError
@@ -53,6 +53,7 @@ __all__ = [
     "encode_entry",
     "encode_file_header",
     "scan_log",
+    "has_nonzero",
     "log_name",
     "zxid_from_name",
     "padded_size",
@@ -182,13 +183,26 @@ def _valid_entry_after(data: bytes | memoryview, pos: int, end: int) -> int:
     return -1
 
 
-def scan_log(data: bytes | memoryview, name: str, *, max_entry: int | None = None) -> LogScan:
+def has_nonzero(data: bytes | memoryview, pos: int) -> bool:
+    """True when any byte at or after ``pos`` is not zero."""
+    return _NONZERO.search(data, pos) is not None
+
+
+def scan_log(
+    data: bytes | memoryview,
+    name: str,
+    *,
+    max_entry: int | None = None,
+    nonzero_after: Callable[[int], bool] | None = None,
+) -> LogScan:
     """Decode every valid entry of one log file.
 
     Args:
         data: the file's bytes (an ``mmap`` or ``bytes``).
         name: the file name, used in error messages.
         max_entry: refuse payloads larger than this (default: the data size).
+        nonzero_after: answers "is there a non-zero byte at or after this
+            offset?"; the IO layer passes one that skips sparse holes.
 
     Returns:
         a :class:`LogScan`.
@@ -221,7 +235,7 @@ def scan_log(data: bytes | memoryview, name: str, *, max_entry: int | None = Non
         entries.append(LogEntry(pos, hdr, rec, digest, n))
         pos += 12 + n + 1
     scan.end = pos
-    if pos >= end or _NONZERO.search(data, pos) is None:
+    if pos >= end or not (nonzero_after(pos) if nonzero_after else has_nonzero(data, pos)):
         return scan  # clean end: nothing but (preallocated) zeros follows
     nxt = _valid_entry_after(data, pos, end)
     if nxt >= 0:
