@@ -34,26 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..acl import check as acl_check
-from ..consts import Err, EventType, KeeperError, KeeperState, OpCode, Perm, WatcherType
+from ..consts import Err, KeeperError, KeeperState, OpCode
 from ..data import is_ttl_owner, ttl_of_owner
-from ..datatree import ApplyResult, DataTree
+from ..datatree import DataTree
+from ..final import Final
 from ..prep import Prep
 from ..proto import (
-    Create2Response,
-    CreateResponse,
-    ExistsResponse,
-    GetACLResponse,
-    GetAllChildrenNumberResponse,
-    GetChildren2Response,
-    GetChildrenResponse,
-    GetDataResponse,
-    GetEphemeralsResponse,
-    MultiResponse,
-    SetACLResponse,
-    SetDataResponse,
-    SyncResponse,
-    WhoAmIResponse,
     encode_notification,
     encode_reply,
 )
@@ -90,26 +76,10 @@ class Pipeline:
             server.tracker,
             extended_types=cfg.extended_types_enabled,
         )
+        self.final = Final(self.tree, who_am_i=server.auth.who_am_i)
         self._prep_send, self._prep_recv = trio.open_memory_channel[list[Request]](math.inf)
         self._sync_send, self._sync_recv = trio.open_memory_channel[list[Request]](math.inf)
         self._final_send, self._final_recv = trio.open_memory_channel[list[Request]](math.inf)
-        self._reads: dict[int, Any] = {
-            OpCode.getData: self._get_data,
-            OpCode.exists: self._exists,
-            OpCode.getChildren: self._get_children,
-            OpCode.getChildren2: self._get_children2,
-            OpCode.getACL: self._get_acl,
-            OpCode.sync: self._sync,
-            OpCode.getAllChildrenNumber: self._get_all_children_number,
-            OpCode.getEphemerals: self._get_ephemerals,
-            OpCode.addWatch: self._add_watch,
-            OpCode.checkWatches: self._check_watches,
-            OpCode.removeWatches: self._remove_watches,
-            OpCode.setWatches: self._set_watches,
-            OpCode.setWatches2: self._set_watches,
-            OpCode.whoAmI: self._who_am_i,
-            OpCode.multiRead: self._multi_read,
-        }
 
     # ------------------------------------------------------------ facade
     def submit(self, batch: list[Request]) -> None:
@@ -262,9 +232,11 @@ class Pipeline:
     def _apply(self, req: Request, out: dict[ClientConnection, list[bytes]],
                to_close: list[ClientConnection]) -> None:
         hdr: TxnHeader = req.hdr  # type: ignore[assignment]
-        rc = self.tree.apply(hdr, req.txn)  # type: ignore[arg-type]
-        if rc.events:
-            self._notify(rc.events, hdr.zxid, out)
+        oc = self.final.write(hdr, req.txn)  # type: ignore[arg-type]
+        rc = oc.result
+        assert rc is not None
+        if oc.events:
+            self._notify(oc.events, hdr.zxid, out)
         tracker = self.server.tracker
         conn = req.conn
         typ = hdr.type
@@ -285,15 +257,7 @@ class Pipeline:
             if rc.err:
                 log.debug("internal %s failed: %s", OpCode(typ).name if typ in OpCode._value2member_map_ else typ, rc.err)
             return
-        zxid = self.tree.last_processed_zxid
-        frames = out.setdefault(conn, [])
-        if typ == _ERROR:
-            frames.append(encode_reply(req.xid, zxid, rc.err))
-            return
-        if rc.err and typ != _MULTI:  # a failed multi still answers err 0 + per-op results
-            frames.append(encode_reply(req.xid, zxid, rc.err))
-            return
-        frames.append(encode_reply(req.xid, zxid, 0, _write_body(typ, rc)))
+        out.setdefault(conn, []).append(encode_reply(req.xid, oc.zxid, oc.err, oc.body if not oc.err else None))
 
     # ------------------------------------------------------------ reads
     def _read(self, req: Request, out: dict[ClientConnection, list[bytes]]) -> None:
@@ -309,164 +273,13 @@ class Pipeline:
         if typ == _PING:
             frames.append(encode_reply(-2, zxid, 0))
             return
-        handler = self._reads.get(typ)
-        if handler is None:
-            frames.append(encode_reply(req.xid, zxid, Err.UNIMPLEMENTED))
-            return
-        try:
-            body = handler(req, conn, frames)
-        except KeeperError as exc:
-            frames.append(encode_reply(req.xid, zxid, exc.code))
-            return
-        frames.append(encode_reply(req.xid, zxid, 0, body))
-
-    def _node_for_read(self, path: str, auth_ids: list[Any], perm: int = Perm.READ) -> Any:
-        node = self.tree.nodes.get(path)
-        if node is None:
-            raise KeeperError(Err.NONODE, path)
-        if not acl_check(self.tree.get_acl(node), perm, auth_ids):
-            raise KeeperError(Err.NOAUTH, path)
-        return node
-
-    def _get_data(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r = req.record
-        node = self._node_for_read(r.path, req.auth_ids)  # type: ignore[attr-defined]
-        if r.watch:  # type: ignore[attr-defined]
-            self.tree.watches.add_data_watch(r.path, conn)  # type: ignore[attr-defined]
-        return GetDataResponse(node.data, node.stat_bytes())
-
-    def _exists(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        node = self.tree.nodes.get(r.path)
-        if r.watch:
-            self.tree.watches.add_data_watch(r.path, conn)
-        if node is None:
-            raise KeeperError(Err.NONODE, r.path)
-        if not acl_check(self.tree.get_acl(node), Perm.READ, req.auth_ids):
-            raise KeeperError(Err.NOAUTH, r.path)
-        return ExistsResponse(node.stat_bytes())
-
-    def _get_children(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        node = self._node_for_read(r.path, req.auth_ids)
-        if r.watch:
-            self.tree.watches.add_child_watch(r.path, conn)
-        return GetChildrenResponse(tuple(node.children or ()))
-
-    def _get_children2(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        node = self._node_for_read(r.path, req.auth_ids)
-        if r.watch:
-            self.tree.watches.add_child_watch(r.path, conn)
-        return GetChildren2Response(tuple(node.children or ()), node.stat_bytes())
-
-    def _get_acl(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        node = self.tree.nodes.get(r.path)
-        if node is None:
-            raise KeeperError(Err.NONODE, r.path)
-        acl = self.tree.get_acl(node)
-        ids = req.auth_ids
-        if not acl_check(acl, Perm.READ, ids) and not acl_check(acl, Perm.ADMIN, ids):
-            raise KeeperError(Err.NOAUTH, r.path)
-        if not acl_check(acl, Perm.ADMIN, ids):
-            # ZooKeeper masks digest hashes from callers without ADMIN.
-            acl = tuple(
-                a._replace(id=a.id._replace(id=a.id.id.split(":", 1)[0] + ":x")) if a.id.scheme == "digest" else a
-                for a in acl
-            )
-        return GetACLResponse(tuple(acl), node.stat_bytes())
-
-    def _sync(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        return SyncResponse(req.record.path)  # type: ignore[attr-defined]
-
-    def _get_all_children_number(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        self._node_for_read(r.path, req.auth_ids)
-        return GetAllChildrenNumberResponse(self.tree.get_all_children_number(r.path))
-
-    def _get_ephemerals(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        return GetEphemeralsResponse(tuple(sorted(self.tree.get_ephemerals(req.session_id, r.prefix_path))))
-
-    def _add_watch(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        try:
-            self.tree.watches.add_watch(r.path, conn, r.mode)
-        except ValueError:
-            raise KeeperError(Err.BADARGUMENTS, r.path) from None
-        from ..proto import ErrorResponse
-
-        return ErrorResponse(0)
-
-    def _check_watches(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        if not self.tree.watches.check_watches(r.path, r.type, conn):
-            raise KeeperError(Err.NOWATCHER, r.path)
-        return None
-
-    def _remove_watches(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        try:
-            removed = self.tree.watches.remove_watches(r.path, r.type, conn)
-        except ValueError:
-            raise KeeperError(Err.BADARGUMENTS, r.path) from None
-        if not removed:
-            raise KeeperError(Err.NOWATCHER, r.path)
-        return None
-
-    def _set_watches(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        r: Any = req.record
-        events = self.tree.set_watches(
-            r.relative_zxid, r.data_watches, r.exist_watches, r.child_watches,
-            r.persistent_watches, r.persistent_recursive_watches, conn,
-        )
-        for _w, etype, path in events:
-            frames.append(encode_notification(etype, _SYNC_CONNECTED, path, -1))
-        return None
-
-    def _who_am_i(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        infos = self.server.auth.who_am_i(req.auth_ids)
-        return WhoAmIResponse(tuple((i.auth_scheme, i.user) for i in infos))
-
-    def _multi_read(self, req: Request, conn: ClientConnection, frames: list[bytes]) -> Any:
-        results: list[tuple[int, Any]] = []
-        for op, rec in req.record.ops:  # type: ignore[attr-defined]
-            sub = Request(conn, req.session_id, req.xid, op, rec, req.start, req.auth_ids)
-            try:
-                if op == OpCode.getData:
-                    results.append((op, self._get_data(sub, conn, frames)))
-                else:
-                    results.append((op, self._get_children(sub, conn, frames)))
-            except KeeperError as exc:
-                results.append((_ERROR, int(exc.code)))
-        return MultiResponse(tuple(results))
+        oc = self.final.read(typ, req.record, req.session_id, req.auth_ids, conn)
+        if oc.events:  # setWatches: events owed to this connection, ahead of its reply
+            for _w, etype, path in oc.events:
+                frames.append(encode_notification(etype, _SYNC_CONNECTED, path, -1))
+        frames.append(encode_reply(req.xid, oc.zxid, oc.err, oc.body if not oc.err else None))
 
 
 def conn_timeout(req: Request) -> int:
     """The negotiated timeout a createSession request carries as its record."""
     return int(req.record)  # type: ignore[call-overload]
-
-
-def _write_body(typ: int, rc: ApplyResult) -> Any:
-    if typ == OpCode.create:
-        return CreateResponse(rc.path or "")
-    if typ in (OpCode.create2, OpCode.createContainer, OpCode.createTTL):
-        return Create2Response(rc.path or "", rc.stat or b"")
-    if typ == OpCode.setData:
-        return SetDataResponse(rc.stat or b"")
-    if typ == OpCode.setACL:
-        return SetACLResponse(rc.stat or b"")
-    if typ == _MULTI:
-        results: list[tuple[int, Any]] = []
-        for sub in rc.multi or ():
-            if sub.type == _ERROR:
-                results.append((_ERROR, sub.err))
-            else:
-                results.append((sub.type, _write_body(sub.type, sub)))
-        return MultiResponse(tuple(results))
-    return None  # delete, deleteContainer, check
-
-
-_ = EventType  # re-exported names used by callers of this module's events
-_ = WatcherType
