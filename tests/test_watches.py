@@ -219,7 +219,9 @@ def test_set_watches_relative_zxid_rules() -> None:
     assert wm.recursive_count() == 1
     # Equal zxid is not "newer": re-registered, no event.
     wm2 = WatchManager()
-    assert wm2.set_watches(nodes.get, 20, ["/new"], [], ["/kids"], "w") == [("w", CHILDREN, "/kids")]
+    assert wm2.set_watches(nodes.get, 20, ["/new"], [], ["/kids"], "w") == [
+        ("w", CHILDREN, "/kids")
+    ]
 
 
 def test_summary_and_views() -> None:
@@ -245,14 +247,20 @@ EVENTS = [CREATED, DELETED, CHANGED, CHILDREN]
 op = st.one_of(
     st.tuples(st.just("data"), st.sampled_from(PATHS), st.sampled_from(WATCHERS)),
     st.tuples(st.just("child"), st.sampled_from(PATHS), st.sampled_from(WATCHERS)),
-    st.tuples(st.just("add"), st.sampled_from(PATHS), st.sampled_from(WATCHERS), st.sampled_from([0, 1])),
+    st.tuples(
+        st.just("add"), st.sampled_from(PATHS), st.sampled_from(WATCHERS), st.sampled_from([0, 1])
+    ),
     st.tuples(st.just("trigger"), st.sampled_from(PATHS[1:]), st.sampled_from(EVENTS)),
-    st.tuples(st.just("remove"), st.sampled_from(PATHS), st.sampled_from(WATCHERS), st.integers(1, 5)),
+    st.tuples(
+        st.just("remove"), st.sampled_from(PATHS), st.sampled_from(WATCHERS), st.integers(1, 5)
+    ),
     st.tuples(st.just("drop"), st.sampled_from(WATCHERS)),
 )
 
 
-def _model_trigger(model: dict[tuple[str, str, str], int], path: str, ev: int) -> set[tuple[str, int, str]]:
+def _model_trigger(
+    model: dict[tuple[str, str, str], int], path: str, ev: int
+) -> set[tuple[str, int, str]]:
     """Reference rules written independently of the implementation."""
     out: set[tuple[str, int, str]] = set()
 
@@ -317,7 +325,13 @@ def test_matches_reference_model(ops: list[tuple]) -> None:  # type: ignore[type
             assert set(got) == _model_trigger(model, o[1], o[2])
         elif kind == "remove":
             _, p, w, typ = o
-            masks = {1: [("c", 1)], 2: [("d", 1)], 3: [("c", 7), ("d", 7)], 4: [("c", 2), ("d", 2)], 5: [("d", 4)]}
+            masks = {
+                1: [("c", 1)],
+                2: [("d", 1)],
+                3: [("c", 7), ("d", 7)],
+                4: [("c", 2), ("d", 2)],
+                5: [("d", 4)],
+            }
             expect = False
             for t, m in masks[typ]:
                 f = model.get((t, p, w), 0)
