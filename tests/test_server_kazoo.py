@@ -318,7 +318,7 @@ def test_session_expiry(server: ServerProcess, zk: KazooClient) -> None:
     finally:
         again.stop()
         again.close()
-    assert server.wait_for_log("Expiring session 0x%x" % raw.session_id)
+    assert server.wait_for_log(f"Expiring session 0x{raw.session_id:x}")
 
 
 def test_four_letter_words(server: ServerProcess, zk: KazooClient) -> None:
