@@ -58,6 +58,11 @@ async def test_purge_keeps_n_snapshots_and_the_logs_they_need(tmp_path) -> None:
     assert t2.dump() == tree.dump()
 
 
+def _scribble(path: str, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.write(data)
+
+
 def _copy(src: str, dst: str) -> None:
     with open(src, "rb") as f, open(dst, "wb") as g:
         g.write(f.read())
@@ -104,8 +109,7 @@ async def test_tools_dump_our_files(tmp_path) -> None:  # type: ignore[no-untype
     assert "/p3" in out.getvalue() and "data = b'data3'" in out.getvalue()
     assert snapshot_dump_main([os.path.join(d, "missing")], io.StringIO(), err) == 1
     assert log_dump_main([], io.StringIO(), io.StringIO()) == 2
-    with open(list_logs(vdir)[0][1], "r+b") as f:
-        f.write(b"XXXX")
+    _scribble(list_logs(vdir)[0][1], b"XXXX")
     err = io.StringIO()
     assert log_dump_main([list_logs(vdir)[0][1]], io.StringIO(), err) == 1 and "not a ZooKeeper txn log" in err.getvalue()
     out = io.StringIO()
