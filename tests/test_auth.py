@@ -8,7 +8,14 @@ import hashlib
 import pytest
 
 from trio_quorum.acl import SUPER_ID, check, digest_id
-from trio_quorum.auth import AuthProvider, AuthRegistry, ClientInfo, java_split, valid_digest_id, valid_ip_id
+from trio_quorum.auth import (
+    AuthProvider,
+    AuthRegistry,
+    ClientInfo,
+    java_split,
+    valid_digest_id,
+    valid_ip_id,
+)
 from trio_quorum.consts import Err, KeeperError, Perm
 from trio_quorum.data import ACL, Id
 

@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_quorum.consts import Err, KeeperError
-from trio_quorum.paths import basename, is_valid_path, parent_of, path_error, split_path, validate_path
+from trio_quorum.paths import (
+    basename,
+    is_valid_path,
+    parent_of,
+    path_error,
+    split_path,
+    validate_path,
+)
 
 VALID = ["/", "/a", "/a/b", "/zookeeper", "/a.b", "/...", "/a/..b", "/a/b..", "/.a", "/a/.b/c",
          "/\u00e9t\u00e9", "/a b", "/\u00a0", "/\ufeff"]

@@ -31,7 +31,6 @@ from trio_quorum.txn import (
     CreateTxn,
     DeleteTxn,
     ErrorTxn,
-    MultiTxn,
     SetACLTxn,
     SetDataTxn,
     TxnHeader,

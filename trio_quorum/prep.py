@@ -385,6 +385,13 @@ class Prep:
                             node.version, node.cversion, node.aversion, node.ephemeral_owner,
                             0 if c is None else len(c))
 
+    def _validate_known(self, path: str) -> None:
+        """``validatePath`` for ops on an existing node: a path the tree or the
+        outstanding changes hold was validated when it was created, so only
+        unknown paths pay for the full check (same answers, cheaper)."""
+        if path not in self.by_path and path not in self.tree.nodes and path_error(path) is not None:
+            raise KeeperError(Err.BADARGUMENTS, path)
+
     def _for_update(self, rec: ChangeRecord, zxid: int) -> ChangeRecord:
         if rec.zxid == -1:
             rec.zxid = zxid
@@ -526,8 +533,7 @@ class Prep:
         if not isinstance(req, SetDataRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
-        if path_error(path) is not None:
-            raise KeeperError(Err.BADARGUMENTS, path)
+        self._validate_known(path)
         node = self._record(path)
         self._check_acl(node.acl, Perm.WRITE, auth_ids, path)
         data = req.data
@@ -548,8 +554,7 @@ class Prep:
         if not isinstance(req, SetACLRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
-        if path_error(path) is not None:
-            raise KeeperError(Err.BADARGUMENTS, path)
+        self._validate_known(path)
         acl = fixup_acl(path, auth_ids, req.acl, self.auth)
         node = self._record(path)
         self._check_acl(node.acl, Perm.ADMIN, auth_ids, path)
@@ -569,8 +574,7 @@ class Prep:
         if not isinstance(req, CheckVersionRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
-        if path_error(path) is not None:
-            raise KeeperError(Err.BADARGUMENTS, path)
+        self._validate_known(path)
         node = self._record(path)
         self._check_acl(node.acl, Perm.READ, auth_ids, path)
         if req.version != -1 and req.version != node.version:
