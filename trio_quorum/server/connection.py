@@ -243,59 +243,59 @@ class ClientConnection:
                 return False
 
     async def _handle_frames(self, frames: list[Any], server: StandaloneServer, max_len: int) -> bool:
-        if True:
-            i = 0
-            if self.session_id == 0:
-                first = frames[0]
-                if isinstance(first, FourLetterWord):
-                    await self._four_letter_word(first)
+        """Handle one list of frames: the ConnectRequest or 4lw first, then requests."""
+        i = 0
+        if self.session_id == 0:
+            first = frames[0]
+            if isinstance(first, FourLetterWord):
+                await self._four_letter_word(first)
+                return False
+            if not await self._connect(first):
+                return False
+            i = 1
+            if self.closing:
+                return False
+        now = server.now_ms()
+        batch: list[Request] = []
+        sid = self.session_id
+        stats = self.stats
+        n = len(frames) - i
+        stats.packets_received += n
+        server.stats.packets_received += n
+        for k in range(i, len(frames)):
+            payload = frames[k]
+            if isinstance(payload, FourLetterWord):  # pragma: no cover - framing never yields these later
+                continue
+            if len(payload) < 8:
+                log.warning(
+                    "closing connection from %s:%s: packet of %d bytes has no request header",
+                    self.remote[0], self.remote[1], len(payload),
+                )
+                self._flush_batch(batch)
+                return False
+            xid = int.from_bytes(payload[0:4], "big", signed=True)
+            op = int.from_bytes(payload[4:8], "big", signed=True)
+            if xid == Xid.AUTH and op == OpCode.auth:
+                self._flush_batch(batch)
+                batch = []
+                if not self._auth(payload, max_len):
                     return False
-                if not await self._connect(first):
-                    return False
-                i = 1
-                if self.closing:
-                    return False
-            now = server.now_ms()
-            batch: list[Request] = []
-            sid = self.session_id
-            stats = self.stats
-            n = len(frames) - i
-            stats.packets_received += n
-            server.stats.packets_received += n
-            for k in range(i, len(frames)):
-                payload = frames[k]
-                if isinstance(payload, FourLetterWord):  # pragma: no cover - framing never yields these later
+                continue
+            try:
+                rec = decode_request(op, payload, max_len=max_len, offset=8)
+            except ProtocolError as exc:
+                if exc.err == Err.UNIMPLEMENTED:
+                    # Unknown opcode: ZooKeeper answers UNIMPLEMENTED in order and keeps the session.
+                    batch.append(Request(self, sid, xid, op, _Unimplemented, now, self.auth_ids))
                     continue
-                if len(payload) < 8:
-                    log.warning(
-                        "closing connection from %s:%s: packet of %d bytes has no request header",
-                        self.remote[0], self.remote[1], len(payload),
-                    )
-                    self._flush_batch(batch)
-                    return False
-                xid = int.from_bytes(payload[0:4], "big", signed=True)
-                op = int.from_bytes(payload[4:8], "big", signed=True)
-                if xid == Xid.AUTH and op == OpCode.auth:
-                    self._flush_batch(batch)
-                    batch = []
-                    if not self._auth(payload, max_len):
-                        return False
-                    continue
-                try:
-                    rec = decode_request(op, payload, max_len=max_len, offset=8)
-                except ProtocolError as exc:
-                    if exc.err == Err.UNIMPLEMENTED:
-                        # Unknown opcode: ZooKeeper answers UNIMPLEMENTED in order and keeps the session.
-                        batch.append(Request(self, sid, xid, op, _Unimplemented, now, self.auth_ids))
-                        continue
-                    log.warning(
-                        "closing connection from %s:%s (session 0x%x): %s",
-                        self.remote[0], self.remote[1], sid & 0xFFFFFFFFFFFFFFFF, exc,
-                    )
-                    self._flush_batch(batch)
-                    return False
-                batch.append(Request(self, sid, xid, op, rec, now, self.auth_ids))
-            self._flush_batch(batch)
+                log.warning(
+                    "closing connection from %s:%s (session 0x%x): %s",
+                    self.remote[0], self.remote[1], sid & 0xFFFFFFFFFFFFFFFF, exc,
+                )
+                self._flush_batch(batch)
+                return False
+            batch.append(Request(self, sid, xid, op, rec, now, self.auth_ids))
+        self._flush_batch(batch)
         return True
 
     def _flush_batch(self, batch: list[Request]) -> None:
