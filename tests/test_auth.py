@@ -68,7 +68,9 @@ def test_ip_ids() -> None:
     with pytest.raises(KeeperError):
         reg.authenticate("ip", b"", None)
     assert check([ACL(Perm.ALL, Id("ip", "10.1.0.0/16"))], Perm.READ, reg.initial_ids("10.1.2.3"))
-    assert not check([ACL(Perm.ALL, Id("ip", "10.2.0.0/16"))], Perm.READ, reg.initial_ids("10.1.2.3"))
+    assert not check(
+        [ACL(Perm.ALL, Id("ip", "10.2.0.0/16"))], Perm.READ, reg.initial_ids("10.1.2.3")
+    )
 
 
 def test_add_ids_dedupes() -> None:
@@ -97,9 +99,21 @@ def test_digest_id_validity(ident: str, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("ident", "ok"),
-    [("1.2.3.4", True), ("1.2.3.4/24", True), ("1.2.3.4/32", True), ("1.2.3.4/33", False),
-     ("1.2.3.4/-1", False), ("1.2.3.4/x", False), ("1.2.3.4/", False), ("1.2.3", False),
-     ("300.1.1.1", False), ("::1", True), ("fe80::/64", True), ("fe80::/129", False), ("host", False)],
+    [
+        ("1.2.3.4", True),
+        ("1.2.3.4/24", True),
+        ("1.2.3.4/32", True),
+        ("1.2.3.4/33", False),
+        ("1.2.3.4/-1", False),
+        ("1.2.3.4/x", False),
+        ("1.2.3.4/", False),
+        ("1.2.3", False),
+        ("300.1.1.1", False),
+        ("::1", True),
+        ("fe80::/64", True),
+        ("fe80::/129", False),
+        ("host", False),
+    ],
 )
 def test_ip_id_validity(ident: str, ok: bool) -> None:
     assert valid_ip_id(ident) is ok

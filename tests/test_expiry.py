@@ -38,8 +38,13 @@ def test_poll_drains_every_due_bucket() -> None:
         q.update(i, i * 100, now=0)
     assert sorted(q.poll(550)) == [0, 1, 2, 3, 4]
     assert q.next_expiration_time() == 600
-    assert q.buckets() == {600: frozenset({5}), 700: frozenset({6}), 800: frozenset({7}),
-                           900: frozenset({8}), 1000: frozenset({9})}
+    assert q.buckets() == {
+        600: frozenset({5}),
+        700: frozenset({6}),
+        800: frozenset({7}),
+        900: frozenset({8}),
+        1000: frozenset({9}),
+    }
 
 
 def test_rejects_non_positive_interval() -> None:

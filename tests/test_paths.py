@@ -16,12 +16,47 @@ from trio_quorum.paths import (
     validate_path,
 )
 
-VALID = ["/", "/a", "/a/b", "/zookeeper", "/a.b", "/...", "/a/..b", "/a/b..", "/.a", "/a/.b/c",
-         "/\u00e9t\u00e9", "/a b", "/\u00a0", "/\ufeff"]
+VALID = [
+    "/",
+    "/a",
+    "/a/b",
+    "/zookeeper",
+    "/a.b",
+    "/...",
+    "/a/..b",
+    "/a/b..",
+    "/.a",
+    "/a/.b/c",
+    "/\u00e9t\u00e9",
+    "/a b",
+    "/\u00a0",
+    "/\ufeff",
+]
 INVALID = [
-    "", "a", "a/b", "/a/", "//", "/a//b", "/.", "/..", "/a/.", "/a/..", "/./a", "/../a", "/a/./b",
-    "/a/../b", "/a\x00", "/a\x01", "/a\x1f", "/a\x7f", "/a\x9f", "/a\ud800", "/a\uf8ff", "/a\ufff0",
-    "/a\uffff", "/\U0001f600",
+    "",
+    "a",
+    "a/b",
+    "/a/",
+    "//",
+    "/a//b",
+    "/.",
+    "/..",
+    "/a/.",
+    "/a/..",
+    "/./a",
+    "/../a",
+    "/a/./b",
+    "/a/../b",
+    "/a\x00",
+    "/a\x01",
+    "/a\x1f",
+    "/a\x7f",
+    "/a\x9f",
+    "/a\ud800",
+    "/a\uf8ff",
+    "/a\ufff0",
+    "/a\uffff",
+    "/\U0001f600",
 ]
 
 
@@ -89,8 +124,12 @@ def _reference(path: str) -> bool:
 
 
 path_text = st.lists(
-    st.one_of(st.sampled_from(["/", ".", "..", "a", "\x00", "\x05", "\x7f", "\u00e9", "\ufff5", "\U0001f600"]),
-              st.text(max_size=3)),
+    st.one_of(
+        st.sampled_from(
+            ["/", ".", "..", "a", "\x00", "\x05", "\x7f", "\u00e9", "\ufff5", "\U0001f600"]
+        ),
+        st.text(max_size=3),
+    ),
     max_size=8,
 ).map("".join)
 

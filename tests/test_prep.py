@@ -74,7 +74,9 @@ class Harness:
             return rec.err
         return 0
 
-    def create(self, path: str, data: bytes = b"", acl: Any = OPEN, flags: int = 0, **kw: Any) -> str:
+    def create(
+        self, path: str, data: bytes = b"", acl: Any = OPEN, flags: int = 0, **kw: Any
+    ) -> str:
         hdr, rec = self.run(OpCode.create, CreateRequest(path, data, tuple(acl), flags), **kw)
         assert hdr.type == OpCode.create, rec
         return rec.path
@@ -155,8 +157,11 @@ def test_set_data_delete_set_acl_check() -> None:
 
 def test_zxids_are_consumed_by_failures_too() -> None:
     h = Harness()
-    z = [h.run(OpCode.create, cr("/nope/x"))[0].zxid, h.run(OpCode.create, cr("/a"))[0].zxid,
-         h.run(OpCode.multi, MultiRequest(((OpCode.delete, DeleteRequest("/zz", -1)),)))[0].zxid]
+    z = [
+        h.run(OpCode.create, cr("/nope/x"))[0].zxid,
+        h.run(OpCode.create, cr("/a"))[0].zxid,
+        h.run(OpCode.multi, MultiRequest(((OpCode.delete, DeleteRequest("/zz", -1)),)))[0].zxid,
+    ]
     assert z == [1, 2, 3]
     assert h.tree.last_processed_zxid == 3
 
@@ -200,8 +205,16 @@ def test_reads_make_no_txn_and_unknown_ops_are_refused() -> None:
 
 def test_mismatched_record_is_marshalling_error() -> None:
     h = Harness()
-    for op in (OpCode.create, OpCode.delete, OpCode.setData, OpCode.setACL, OpCode.check,
-               OpCode.createTTL, OpCode.multi, OpCode.createSession):
+    for op in (
+        OpCode.create,
+        OpCode.delete,
+        OpCode.setData,
+        OpCode.setACL,
+        OpCode.check,
+        OpCode.createTTL,
+        OpCode.multi,
+        OpCode.createSession,
+    ):
         hdr, rec = h.prepare(op, "garbage")
         assert hdr.type == -1 and rec == ErrorTxn(Err.MARSHALLINGERROR), op
 
@@ -330,7 +343,10 @@ def test_delete_needs_delete_on_parent() -> None:
     h = Harness()
     h.create("/p")
     h.create("/p/c")
-    h.run(OpCode.setACL, SetACLRequest("/p", (ACL(Perm.ALL & ~Perm.DELETE, Id("world", "anyone")),), -1))
+    h.run(
+        OpCode.setACL,
+        SetACLRequest("/p", (ACL(Perm.ALL & ~Perm.DELETE, Id("world", "anyone")),), -1),
+    )
     assert h.err(OpCode.delete, DeleteRequest("/p/c", -1)) == Err.NOAUTH
     # NOAUTH is checked before the node's own existence and version.
     assert h.err(OpCode.delete, DeleteRequest("/p/zz", 5)) == Err.NOAUTH
@@ -413,7 +429,9 @@ def test_session_checks() -> None:
     assert h.err(OpCode.create, cr("/a"), sid=sid) == 0
     assert h.err(OpCode.create, cr("/b"), sid=12345) == Err.UNKNOWNSESSION
     tracker.check_session(sid, owner="c1")
-    hdr, rec = h.prep.prepare(sid, 9, OpCode.setData, SetDataRequest("/a", b"", -1), IP, NOW, owner="c2")
+    hdr, rec = h.prep.prepare(
+        sid, 9, OpCode.setData, SetDataRequest("/a", b"", -1), IP, NOW, owner="c2"
+    )
     assert rec == ErrorTxn(Err.SESSIONMOVED)
     with pytest.raises(Exception) as ei:
         h.prep.prepare(sid, 9, OpCode.getData, None, IP, NOW, owner="c2")
@@ -429,8 +447,10 @@ def test_quota_hard_limits_only_when_enforced() -> None:
         h = Harness(enforce_quota=enforce)
         h.create("/q")
         h.create("/zookeeper/quota/q")
-        h.create("/zookeeper/quota/q/zookeeper_limits",
-                 b"count=-1,bytes=-1,countHardLimit=2,byteHardLimit=10")
+        h.create(
+            "/zookeeper/quota/q/zookeeper_limits",
+            b"count=-1,bytes=-1,countHardLimit=2,byteHardLimit=10",
+        )
         h.create("/zookeeper/quota/q/zookeeper_stats", b"count=1,bytes=0")
         assert h.err(OpCode.create, cr("/q/a", data=b"12345")) == 0  # count 2, bytes 5
         want = Err.QUOTAEXCEEDED if enforce else 0
@@ -438,7 +458,10 @@ def test_quota_hard_limits_only_when_enforced() -> None:
         assert h.err(OpCode.setData, SetDataRequest("/q/a", b"1234567890x", -1)) == want
         assert h.err(OpCode.setData, SetDataRequest("/q/a", b"123", -1)) == 0
         # Soft limits (count/bytes) only log in ZooKeeper; they never refuse.
-        h.run(OpCode.setData, SetDataRequest("/zookeeper/quota/q/zookeeper_limits", b"count=1,bytes=1", -1))
+        h.run(
+            OpCode.setData,
+            SetDataRequest("/zookeeper/quota/q/zookeeper_limits", b"count=1,bytes=1", -1),
+        )
         assert h.err(OpCode.create, cr("/q/c", data=b"xx")) == 0
 
 

@@ -130,14 +130,19 @@ def test_close_session_sees_pending_ephemerals_and_deletes() -> None:
 
 def test_multi_success_shares_one_zxid() -> None:
     b = Batch()
-    hdr, rec = b.prep1(OpCode.multi, MultiRequest((
-        (OpCode.create, cr("/m", data=b"0")),
-        (OpCode.create, cr("/m/s-", flags=2)),
-        (OpCode.create, cr("/m/s-", flags=2)),
-        (OpCode.setData, SetDataRequest("/m", b"1", 0)),
-        (OpCode.check, CheckVersionRequest("/m", 1)),
-        (OpCode.delete, DeleteRequest("/m/s-0000000000", -1)),
-    )))
+    hdr, rec = b.prep1(
+        OpCode.multi,
+        MultiRequest(
+            (
+                (OpCode.create, cr("/m", data=b"0")),
+                (OpCode.create, cr("/m/s-", flags=2)),
+                (OpCode.create, cr("/m/s-", flags=2)),
+                (OpCode.setData, SetDataRequest("/m", b"1", 0)),
+                (OpCode.check, CheckVersionRequest("/m", 1)),
+                (OpCode.delete, DeleteRequest("/m/s-0000000000", -1)),
+            )
+        ),
+    )
     assert hdr.type == OpCode.multi and hdr.zxid == 1 and b.prep.last_zxid == 1
     assert isinstance(rec, MultiTxn)
     assert [t for t, _ in rec.txns] == [1, 1, 1, 5, 13, 2]
@@ -151,18 +156,28 @@ def test_multi_failure_is_all_or_nothing_and_rolls_back_changes() -> None:
     b = Batch()
     b.prep1(OpCode.create, cr("/x", data=b"0"))  # pending, not applied
     before = (b.prep.outstanding(), dict(b.prep.by_path))
-    hdr, rec = b.prep1(OpCode.multi, MultiRequest((
-        (OpCode.create, cr("/x/a")),
-        (OpCode.setData, SetDataRequest("/x", b"1", -1)),
-        (OpCode.create, cr("/x/s", flags=2)),
-        (OpCode.check, CheckVersionRequest("/x", 0)),  # version is 1 by now: fails
-        (OpCode.delete, DeleteRequest("/x", -1)),
-    )))
+    hdr, rec = b.prep1(
+        OpCode.multi,
+        MultiRequest(
+            (
+                (OpCode.create, cr("/x/a")),
+                (OpCode.setData, SetDataRequest("/x", b"1", -1)),
+                (OpCode.create, cr("/x/s", flags=2)),
+                (OpCode.check, CheckVersionRequest("/x", 0)),  # version is 1 by now: fails
+                (OpCode.delete, DeleteRequest("/x", -1)),
+            )
+        ),
+    )
     assert hdr.type == OpCode.multi and hdr.zxid == 2
-    assert rec == MultiTxn((
-        (-1, ErrorTxn(0)), (-1, ErrorTxn(0)), (-1, ErrorTxn(0)),
-        (-1, ErrorTxn(Err.BADVERSION)), (-1, ErrorTxn(Err.RUNTIMEINCONSISTENCY)),
-    ))
+    assert rec == MultiTxn(
+        (
+            (-1, ErrorTxn(0)),
+            (-1, ErrorTxn(0)),
+            (-1, ErrorTxn(0)),
+            (-1, ErrorTxn(Err.BADVERSION)),
+            (-1, ErrorTxn(Err.RUNTIMEINCONSISTENCY)),
+        )
+    )
     assert (b.prep.outstanding(), dict(b.prep.by_path)) == before
     # Requests behind the failed multi see the state before it.
     assert b.prep1(OpCode.create, cr("/x/s", flags=2))[1].path == "/x/s0000000000"
@@ -174,7 +189,9 @@ def test_multi_failure_is_all_or_nothing_and_rolls_back_changes() -> None:
 
 def test_multi_with_a_read_op_is_refused_whole() -> None:
     b = Batch()
-    hdr, rec = b.prep1(OpCode.multi, MultiRequest(((OpCode.create, cr("/y")), (OpCode.getData, None))))
+    hdr, rec = b.prep1(
+        OpCode.multi, MultiRequest(((OpCode.create, cr("/y")), (OpCode.getData, None)))
+    )
     assert hdr.type == -1 and rec == ErrorTxn(Err.MARSHALLINGERROR)
     assert b.prep.outstanding() == 0
 
@@ -201,17 +218,31 @@ def test_released_keeps_newer_records() -> None:
 PATHS = ["/a", "/b", "/a/c", "/a/c/f", "/a/", "/nope/x"]
 ALICE = Id("digest", digest_id("alice:pw"))
 IDS = [IP, IP + (ALICE,)]
-ACLS = [OPEN, READ_ACL_UNSAFE, (ACL(Perm.ALL, ALICE),), (ACL(Perm.ALL & ~Perm.CREATE, Id("world", "anyone")),)]
+ACLS = [
+    OPEN,
+    READ_ACL_UNSAFE,
+    (ACL(Perm.ALL, ALICE),),
+    (ACL(Perm.ALL & ~Perm.CREATE, Id("world", "anyone")),),
+]
 p_ = st.sampled_from(PATHS)
 v_ = st.sampled_from([-1, 0, 1, 2])
 d_ = st.sampled_from([b"", b"x", b"yy"])
-create_ = st.builds(lambda p, f, d, a: (OpCode.create, cr(p, f, d, a)), p_,
-                    st.sampled_from([0, 0, 1, 2, 3]), d_, st.sampled_from(ACLS))
+create_ = st.builds(
+    lambda p, f, d, a: (OpCode.create, cr(p, f, d, a)),
+    p_,
+    st.sampled_from([0, 0, 1, 2, 3]),
+    d_,
+    st.sampled_from(ACLS),
+)
 single = st.one_of(
-    create_, create_, create_,
+    create_,
+    create_,
+    create_,
     st.builds(lambda p, v: (OpCode.delete, DeleteRequest(p, v)), p_, v_),
     st.builds(lambda p, d, v: (OpCode.setData, SetDataRequest(p, d, v)), p_, d_, v_),
-    st.builds(lambda p, a, v: (OpCode.setACL, SetACLRequest(p, a, v)), p_, st.sampled_from(ACLS), v_),
+    st.builds(
+        lambda p, a, v: (OpCode.setACL, SetACLRequest(p, a, v)), p_, st.sampled_from(ACLS), v_
+    ),
     st.builds(lambda p, v: (OpCode.check, CheckVersionRequest(p, v)), p_, v_),
 )
 request = st.one_of(
@@ -223,7 +254,10 @@ step = st.tuples(request, st.sampled_from([SID, OTHER]), st.sampled_from(IDS))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(step, min_size=4, max_size=30), st.lists(st.integers(0, 5).map(lambda x: x == 0), max_size=30))
+@given(
+    st.lists(step, min_size=4, max_size=30),
+    st.lists(st.integers(0, 5).map(lambda x: x == 0), max_size=30),
+)
 def test_prepared_ahead_equals_prepared_after_apply(steps: list[Any], flush: list[bool]) -> None:
     """Outstanding changes make prep's answers independent of how far the tree got."""
     eager_tree, lazy_tree = DataTree(), DataTree()

@@ -29,8 +29,12 @@ JAVA_PASSWORDS = {
     -72037578039584068: "e673bc9940b4e7724864ecd8054f6ff4",
     72057594037927936: "f22acd4a97e69d6d20a49bb638eadb38",
 }
-JAVA_SESSION_IDS = {0: 39353605970132992, 1: 111411200008060928, 5: 399641576159772672,
-                    255: -32703988067794944}
+JAVA_SESSION_IDS = {
+    0: 39353605970132992,
+    1: 111411200008060928,
+    5: 399641576159772672,
+    255: -32703988067794944,
+}
 
 
 @pytest.mark.parametrize(("sid", "hexpw"), JAVA_PASSWORDS.items())
@@ -42,7 +46,11 @@ def test_password_matches_java(sid: int, hexpw: str) -> None:
 def test_java_random_streams() -> None:
     assert JavaRandom(42).next_bytes(7).hex() == "359d41baf78afe"
     r = JavaRandom(12345)
-    assert [r.next_int(), r.next_int(), r.next_long()] == [1553932502, -2090749135, -1236052134575208584]
+    assert [r.next_int(), r.next_int(), r.next_long()] == [
+        1553932502,
+        -2090749135,
+        -1236052134575208584,
+    ]
 
 
 @pytest.mark.parametrize(("server_id", "expected"), JAVA_SESSION_IDS.items())
@@ -63,7 +71,9 @@ def test_password_depends_on_low_48_seed_bits_only(sid: int, high: int) -> None:
     assert len(session_password(sid)) == 16
 
 
-@pytest.mark.skipif(shutil.which("javac") is None or shutil.which("java") is None, reason="needs a JDK")
+@pytest.mark.skipif(
+    shutil.which("javac") is None or shutil.which("java") is None, reason="needs a JDK"
+)
 def test_password_against_live_java(tmp_path) -> None:
     ids = [3, -5, 0x0102030405060708, 0x7EADBEEF12345678, -0x1234567]
     src = tmp_path / "P.java"
@@ -71,11 +81,16 @@ def test_password_against_live_java(tmp_path) -> None:
         "public class P { public static void main(String[] a) { for (String s : a) {"
         " long id = Long.parseLong(s); byte[] b = new byte[16];"
         " new java.util.Random(id ^ 0xB3415C00L).nextBytes(b); StringBuilder o = new StringBuilder();"
-        " for (byte x : b) o.append(String.format(\"%02x\", x)); System.out.println(o); } } }"
+        ' for (byte x : b) o.append(String.format("%02x", x)); System.out.println(o); } } }'
     )
     subprocess.run(["javac", str(src)], check=True, timeout=60, cwd=tmp_path)
-    out = subprocess.run(["java", "-cp", str(tmp_path), "P", *map(str, ids)], check=True, timeout=60,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["java", "-cp", str(tmp_path), "P", *map(str, ids)],
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert out == [session_password(i).hex() for i in ids]
 
 

@@ -35,8 +35,16 @@ from .data import Id
 
 __sans_io__ = True
 
-__all__ = ["ClientInfo", "AuthProvider", "DigestProvider", "IpProvider", "AuthRegistry",
-           "java_split", "valid_digest_id", "valid_ip_id"]
+__all__ = [
+    "ClientInfo",
+    "AuthProvider",
+    "DigestProvider",
+    "IpProvider",
+    "AuthRegistry",
+    "java_split",
+    "valid_digest_id",
+    "valid_ip_id",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,8 +86,15 @@ _INT_MAX = 0x7FFFFFFF
 _CREATE_OPS = frozenset({OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL})
 #: Sub-ops a write multi may hold (``MultiOperationRecord``).
 _MULTI_OPS = frozenset(
-    {OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer, OpCode.delete,
-     OpCode.setData, OpCode.check}
+    {
+        OpCode.create,
+        OpCode.create2,
+        OpCode.createTTL,
+        OpCode.createContainer,
+        OpCode.delete,
+        OpCode.setData,
+        OpCode.check,
+    }
 )
 _QUOTA_ROOT = "/zookeeper/quota"
 
@@ -122,8 +129,18 @@ class ChangeRecord:
     tree" (such a record is never stored).
     """
 
-    __slots__ = ("zxid", "path", "exists", "data", "acl", "version", "cversion",
-                 "aversion", "ephemeral_owner", "child_count")
+    __slots__ = (
+        "zxid",
+        "path",
+        "exists",
+        "data",
+        "acl",
+        "version",
+        "cversion",
+        "aversion",
+        "ephemeral_owner",
+        "child_count",
+    )
 
     def __init__(
         self,
@@ -150,17 +167,31 @@ class ChangeRecord:
         self.child_count = child_count
 
     def duplicate(self, zxid: int) -> ChangeRecord:
-        return ChangeRecord(zxid, self.path, self.exists, self.data, self.acl, self.version,
-                            self.cversion, self.aversion, self.ephemeral_owner, self.child_count)
+        return ChangeRecord(
+            zxid,
+            self.path,
+            self.exists,
+            self.data,
+            self.acl,
+            self.version,
+            self.cversion,
+            self.aversion,
+            self.ephemeral_owner,
+            self.child_count,
+        )
 
     def __repr__(self) -> str:
         if not self.exists:
             return f"ChangeRecord({self.zxid:#x}, {self.path!r}, deleted)"
-        return (f"ChangeRecord({self.zxid:#x}, {self.path!r}, v={self.version}, cv={self.cversion}, "
-                f"av={self.aversion}, owner={self.ephemeral_owner:#x}, children={self.child_count})")
+        return (
+            f"ChangeRecord({self.zxid:#x}, {self.path!r}, v={self.version}, cv={self.cversion}, "
+            f"av={self.aversion}, owner={self.ephemeral_owner:#x}, children={self.child_count})"
+        )
 
 
-def fixup_acl(path: str, auth_ids: Sequence[Id], acls: Sequence[ACL], registry: AuthRegistry) -> tuple[ACL, ...]:
+def fixup_acl(
+    path: str, auth_ids: Sequence[Id], acls: Sequence[ACL], registry: AuthRegistry
+) -> tuple[ACL, ...]:
     """``PrepRequestProcessor.fixupACL``: dedupe, validate and expand an ACL list.
 
     ``auth`` entries become one entry per *authenticated* id of the caller
@@ -313,10 +344,14 @@ class Prep:
         if op == OpCode.createSession:
             zxid = self.last_zxid = self.last_zxid + 1
             if not isinstance(request, int) or isinstance(request, bool):
-                return (TxnHeader(session_id, cxid, zxid, now, ERROR_TYPE),
-                        ErrorTxn(int(Err.MARSHALLINGERROR)))
-            return (TxnHeader(session_id, cxid, zxid, now, int(OpCode.createSession)),
-                    CreateSessionTxn(request))
+                return (
+                    TxnHeader(session_id, cxid, zxid, now, ERROR_TYPE),
+                    ErrorTxn(int(Err.MARSHALLINGERROR)),
+                )
+            return (
+                TxnHeader(session_id, cxid, zxid, now, int(OpCode.createSession)),
+                CreateSessionTxn(request),
+            )
         if op == OpCode.closeSession:
             return self._close_session(session_id, cxid, now)
         if op == OpCode.reconfig:
@@ -381,15 +416,28 @@ class Prep:
         if node is None:
             raise KeeperError(Err.NONODE, path)
         c = node.children
-        return ChangeRecord(-1, path, True, node.data, self.tree.acl_cache.get(node.acl),
-                            node.version, node.cversion, node.aversion, node.ephemeral_owner,
-                            0 if c is None else len(c))
+        return ChangeRecord(
+            -1,
+            path,
+            True,
+            node.data,
+            self.tree.acl_cache.get(node.acl),
+            node.version,
+            node.cversion,
+            node.aversion,
+            node.ephemeral_owner,
+            0 if c is None else len(c),
+        )
 
     def _validate_known(self, path: str) -> None:
         """``validatePath`` for ops on an existing node: a path the tree or the
         outstanding changes hold was validated when it was created, so only
         unknown paths pay for the full check (same answers, cheaper)."""
-        if path not in self.by_path and path not in self.tree.nodes and path_error(path) is not None:
+        if (
+            path not in self.by_path
+            and path not in self.tree.nodes
+            and path_error(path) is not None
+        ):
             raise KeeperError(Err.BADARGUMENTS, path)
 
     def _for_update(self, rec: ChangeRecord, zxid: int) -> ChangeRecord:
@@ -411,7 +459,9 @@ class Prep:
         if self._undo is not None:
             self._undo.append((rec.path, prev))
 
-    def _check_acl(self, acl: tuple[ACL, ...], perm: int, auth_ids: Sequence[Id], path: str) -> None:
+    def _check_acl(
+        self, acl: tuple[ACL, ...], perm: int, auth_ids: Sequence[Id], path: str
+    ) -> None:
         if acl is OPEN_ACL_UNSAFE or self.skip_acl:
             return
         if not acl_check(acl, perm, auth_ids):
@@ -419,8 +469,9 @@ class Prep:
 
     # -- ops ------------------------------------------------------------------
 
-    def _create(self, op: int, req: Any, zxid: int, now: int, session_id: int,
-                auth_ids: Sequence[Id]) -> tuple[int, TxnRecord]:
+    def _create(
+        self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
+    ) -> tuple[int, TxnRecord]:
         if op == OpCode.createTTL:
             if not isinstance(req, CreateTTLRequest):
                 raise KeeperError(Err.MARSHALLINGERROR)
@@ -482,8 +533,9 @@ class Prep:
         self._add(ChangeRecord(zxid, path, True, data, acl, 0, 0, 0, owner, 0))
         return op, rec
 
-    def _delete(self, op: int, req: Any, zxid: int, now: int, session_id: int,
-                auth_ids: Sequence[Id]) -> tuple[int, TxnRecord]:
+    def _delete(
+        self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
+    ) -> tuple[int, TxnRecord]:
         if not isinstance(req, DeleteRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
@@ -501,8 +553,9 @@ class Prep:
         self._add(ChangeRecord(zxid, path, False))
         return op, DeleteTxn(path)
 
-    def _delete_container(self, op: int, req: Any, zxid: int, now: int, session_id: int,
-                          auth_ids: Sequence[Id]) -> tuple[int, TxnRecord]:
+    def _delete_container(
+        self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
+    ) -> tuple[int, TxnRecord]:
         path = req.path if isinstance(req, DeleteRequest) else req
         if not isinstance(path, str):
             raise KeeperError(Err.MARSHALLINGERROR)
@@ -528,8 +581,9 @@ class Prep:
             raise KeeperError(Err.BADARGUMENTS, path)
         return path[:slash] or "/"
 
-    def _set_data(self, op: int, req: Any, zxid: int, now: int, session_id: int,
-                  auth_ids: Sequence[Id]) -> tuple[int, TxnRecord]:
+    def _set_data(
+        self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
+    ) -> tuple[int, TxnRecord]:
         if not isinstance(req, SetDataRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
@@ -549,8 +603,9 @@ class Prep:
         self._add(node)
         return op, SetDataTxn(path, data, new_version)
 
-    def _set_acl(self, op: int, req: Any, zxid: int, now: int, session_id: int,
-                 auth_ids: Sequence[Id]) -> tuple[int, TxnRecord]:
+    def _set_acl(
+        self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
+    ) -> tuple[int, TxnRecord]:
         if not isinstance(req, SetACLRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
@@ -569,8 +624,9 @@ class Prep:
         self._add(node)
         return op, SetACLTxn(path, acl, new_version)
 
-    def _check(self, op: int, req: Any, zxid: int, now: int, session_id: int,
-               auth_ids: Sequence[Id]) -> tuple[int, TxnRecord]:
+    def _check(
+        self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
+    ) -> tuple[int, TxnRecord]:
         if not isinstance(req, CheckVersionRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
@@ -581,16 +637,25 @@ class Prep:
             raise KeeperError(Err.BADVERSION, path)
         return op, CheckVersionTxn(path, _inc32(node.version))
 
-    def _multi(self, session_id: int, cxid: int, req: Any, auth_ids: Sequence[Id], now: int,
-               owner: object | None) -> tuple[TxnHeader, TxnRecord]:
+    def _multi(
+        self,
+        session_id: int,
+        cxid: int,
+        req: Any,
+        auth_ids: Sequence[Id],
+        now: int,
+        owner: object | None,
+    ) -> tuple[TxnHeader, TxnRecord]:
         zxid = self.last_zxid = self.last_zxid + 1
         hdr = TxnHeader(session_id, cxid, zxid, now, int(OpCode.multi))
         if not isinstance(req, MultiRequest) or any(
             not isinstance(o, tuple) or len(o) != 2 or o[0] not in _MULTI_OPS for o in req.ops
         ):
             # ZooKeeper fails to deserialize such a multi: the whole request errs.
-            return (TxnHeader(session_id, cxid, zxid, now, ERROR_TYPE),
-                    ErrorTxn(int(Err.MARSHALLINGERROR)))
+            return (
+                TxnHeader(session_id, cxid, zxid, now, ERROR_TYPE),
+                ErrorTxn(int(Err.MARSHALLINGERROR)),
+            )
         txns: list[tuple[int, TxnRecord]] = []
         undo: list[tuple[str, ChangeRecord | None]] = []
         self._undo = undo
@@ -645,7 +710,9 @@ class Prep:
             self._add(ChangeRecord(zxid, p, False))
         if self.sessions is not None:
             self.sessions.set_closing(session_id)
-        return TxnHeader(session_id, cxid, zxid, now, int(OpCode.closeSession)), CloseSessionTxn(paths)
+        return TxnHeader(session_id, cxid, zxid, now, int(OpCode.closeSession)), CloseSessionTxn(
+            paths
+        )
 
     # -- quotas ---------------------------------------------------------------
 
@@ -680,8 +747,24 @@ class Prep:
 
 #: Ops that are not transactions: prep checks the session and returns None.
 _READ_OPS = frozenset(
-    {OpCode.sync, OpCode.exists, OpCode.getData, OpCode.getACL, OpCode.getChildren,
-     OpCode.getAllChildrenNumber, OpCode.getChildren2, OpCode.ping, OpCode.setWatches,
-     OpCode.setWatches2, OpCode.checkWatches, OpCode.removeWatches, OpCode.getEphemerals,
-     OpCode.multiRead, OpCode.addWatch, OpCode.whoAmI, OpCode.auth, OpCode.sasl}
+    {
+        OpCode.sync,
+        OpCode.exists,
+        OpCode.getData,
+        OpCode.getACL,
+        OpCode.getChildren,
+        OpCode.getAllChildrenNumber,
+        OpCode.getChildren2,
+        OpCode.ping,
+        OpCode.setWatches,
+        OpCode.setWatches2,
+        OpCode.checkWatches,
+        OpCode.removeWatches,
+        OpCode.getEphemerals,
+        OpCode.multiRead,
+        OpCode.addWatch,
+        OpCode.whoAmI,
+        OpCode.auth,
+        OpCode.sasl,
+    }
 )

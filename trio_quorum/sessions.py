@@ -143,8 +143,15 @@ class SessionTracker:
             a negative value means ZooKeeper's default (2x / 20x tickTime).
     """
 
-    __slots__ = ("server_id", "tick_time", "min_session_timeout", "max_session_timeout",
-                 "next_session_id", "_sessions", "_queue")
+    __slots__ = (
+        "server_id",
+        "tick_time",
+        "min_session_timeout",
+        "max_session_timeout",
+        "next_session_id",
+        "_sessions",
+        "_queue",
+    )
 
     def __init__(
         self,
@@ -159,8 +166,16 @@ class SessionTracker:
             raise ValueError(f"tick_time must be > 0, got {tick_time}")
         self.server_id = server_id
         self.tick_time = tick_time
-        lo = tick_time * 2 if min_session_timeout is None or min_session_timeout < 0 else min_session_timeout
-        hi = tick_time * 20 if max_session_timeout is None or max_session_timeout < 0 else max_session_timeout
+        lo = (
+            tick_time * 2
+            if min_session_timeout is None or min_session_timeout < 0
+            else min_session_timeout
+        )
+        hi = (
+            tick_time * 20
+            if max_session_timeout is None or max_session_timeout < 0
+            else max_session_timeout
+        )
         if lo > hi:
             raise ValueError(f"minSessionTimeout {lo} > maxSessionTimeout {hi}")
         self.min_session_timeout = lo
@@ -248,7 +263,9 @@ class SessionTracker:
             raise KeeperError(Err.SESSIONEXPIRED)
         s.owner = owner
 
-    def revalidate(self, session_id: int, passwd: bytes, now: int, owner: object | None = None) -> bool:
+    def revalidate(
+        self, session_id: int, passwd: bytes, now: int, owner: object | None = None
+    ) -> bool:
         """A reconnect with ``(session_id, passwd)``: True and touched when the
         password is right and the session is alive; False otherwise."""
         if passwd != session_password(session_id):
