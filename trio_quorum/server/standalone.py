@@ -7,6 +7,7 @@ Supervision shape (one nursery per role, started in order, stopped in reverse)::
       pipeline       prep -> sync -> final (pipeline.py), linked by memory channels of BATCHES
       session-expirer   sleeps until the next expiry bucket, submits closeSession
       container-checker every znode.container.checkIntervalMs: deleteContainer / TTL deletes
+      purge-timer    autopurge.purgeInterval / snapRetainCount (durable storage only)
       client-port    TCP listener; one ClientConnection actor per accepted socket
 
 Invariants:
@@ -64,6 +65,12 @@ def open_storage(config: ServerConfig) -> Storage:
         force_sync=config.force_sync,
         pre_alloc_size=config.pre_alloc_size_kb * 1024,
     )
+
+
+def _memstore_type() -> type:
+    from ..persistence.memstore import MemStore
+
+    return MemStore
 
 
 class StandaloneServer:
@@ -298,6 +305,12 @@ class StandaloneServer:
             await self.pipeline.restore()
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.pipeline.run)
+                if not isinstance(self.storage, _memstore_type()):
+                    from ..persistence.purge import run_purge_timer
+
+                    cfg = self.config
+                    await nursery.start(run_purge_timer, cfg.data_dir, cfg.data_log_dir,
+                                        cfg.snap_retain_count, cfg.purge_interval_hours)
                 nursery.start_soon(self._session_expirer)
                 nursery.start_soon(self._container_checker)
                 port = await nursery.start(self._serve_client_port)
