@@ -152,8 +152,6 @@ _CONNECT_REQ = struct.Struct(">iqiq")
 #: ConnectResponse up to passwd: protocolVersion timeOut sessionId
 _CONNECT_RSP = struct.Struct(">iiq")
 
-StatLike: TypeAlias = "Stat | bytes"
-
 
 def _stat_bytes(st: Stat | bytes) -> bytes:
     if type(st) is bytes:
@@ -832,11 +830,11 @@ def _int_at(b: _Buf, off: int, end: int) -> int:
 
 
 def _maker(cls: Any) -> Callable[..., Any]:
-    """A constructor for a frozen slotted dataclass that sets the slots directly.
+    """A plain function building ``cls`` through its slot descriptors.
 
-    The generated frozen ``__init__`` goes through ``object.__setattr__`` per
-    field; writing through the slot descriptors costs half as much, which
-    matters on the hot decode path.  Same object, same equality and hash.
+    Like :func:`_fast_init` but also skips the ``type.__call__`` ->
+    ``__init__`` dispatch; used by the hot decoders.  Same object, same
+    equality and hash as ``cls(...)``.
     """
     new = object.__new__
     setters = tuple(getattr(cls, f.name).__set__ for f in fields(cls))
