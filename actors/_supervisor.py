@@ -754,11 +754,11 @@ async def open_supervisor(
             if is_root and bus.active:
                 bus.publish(ActorStopping(path, trio.current_time(), "block exited", math.inf))
             await sup._shutdown("supervisor block exited")  # also ends the control task
-    except BaseExceptionGroup as group:
-        error = sup._present(group)
-        if error is group:
+    except BaseException as exc:  # a group, or a bare exception under strict_exception_groups=False
+        error = sup._present(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if _only_cancelled(error):
             if is_root and bus.active:
-                by, why, source = _cancel_info(group)
+                by, why, source = _cancel_info(error)
                 now = trio.current_time()
                 bus.publish(ActorCancelled(path, now, by, why, source))
                 bus.publish(ActorStopped(path, now, f"cancelled by {by}: {why or source}"))

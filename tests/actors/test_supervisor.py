@@ -451,3 +451,18 @@ async def test_bad_input_is_rejected_clearly(autojump_clock):
             await sup.stop_child("nope")
         assert math.isinf(supervisor_spec("s", []).shutdown)
     assert issubclass(SupervisorGaveUp, SupervisorError)
+
+
+def test_works_without_strict_exception_groups():
+    async def main():
+        with pytest.raises(KeyError):
+            async with open_supervisor("root", children=[ChildSpec("a", echo)]):
+                raise KeyError("mine")
+        tree = ActorTree()
+        with EventRecorder(tree) as rec:
+            with trio.move_on_after(1):
+                async with open_supervisor("root", tree=tree, children=[ChildSpec("a", echo)]):
+                    await trio.sleep_forever()
+        assert rec.paths(ActorStopped) == ["root/a", "root"]
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), strict_exception_groups=False)
