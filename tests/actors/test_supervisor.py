@@ -453,6 +453,7 @@ async def test_bad_input_is_rejected_clearly(autojump_clock):
     assert issubclass(SupervisorGaveUp, SupervisorError)
 
 
+@pytest.mark.filterwarnings("ignore::trio.TrioDeprecationWarning")
 def test_works_without_strict_exception_groups():
     async def main():
         with pytest.raises(KeyError):
