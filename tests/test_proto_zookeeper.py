@@ -222,3 +222,80 @@ def test_set_watches_replay(zk: Any) -> None:
         assert (EventType.NodeCreated, "/gone") in events
     finally:
         c.close()
+
+
+def test_java_client_reads_our_server_side_encoding(tmp_path: Any) -> None:
+    """zkCli (ZooKeeperMain) against a one-connection fake server built from
+    our server-side codec: the Java client must accept our ConnectResponse,
+    GetChildrenResponse, GetDataResponse, and its requests must decode."""
+    import threading
+
+    from tests.support.apache_zk import run_zk_tool
+    from trio_quorum.data import STAT_STRUCT, Stat
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(60)
+    port = listener.getsockname()[1]
+    seen: list[Any] = []
+    packed = STAT_STRUCT.pack(*Stat(5, 6, 1700000000000, 1700000000001, 2, 0, 0, 0, 5, 0, 5))
+
+    def serve() -> None:
+        for _ in range(2):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            serve_one(conn)
+
+    def serve_one(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            dec = FrameDecoder()
+            first = True
+            for _ in range(1000):
+                data = conn.recv(65536)
+                if not data:
+                    return
+                dec.feed(data)
+                for payload in dec.frames():
+                    assert not isinstance(payload, FourLetterWord)
+                    if first:
+                        first = False
+                        req = p.decode_connect_request(payload)
+                        seen.append(req)
+                        conn.sendall(
+                            p.encode_connect_response(
+                                0, req.timeout, 0x1234, b"s" * 16, req.read_only
+                            )
+                        )
+                        continue
+                    xid, op, rec = p.decode_request_frame(payload)
+                    seen.append((op, rec))
+                    if op == OpCode.getChildren:
+                        body: Any = p.GetChildrenResponse(("alpha", "beta"))
+                    elif op == OpCode.getChildren2:
+                        body = p.GetChildren2Response(("alpha", "beta"), packed)
+                    elif op == OpCode.getData:
+                        body = p.GetDataResponse(b"hello", packed)
+                    else:
+                        body = None
+                    conn.sendall(p.encode_reply(xid, 9, 0, body))
+                    if op == OpCode.closeSession:
+                        return
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        main = ("org.apache.zookeeper.ZooKeeperMain", "-server", f"127.0.0.1:{port}")
+        ls = run_zk_tool(*main, "ls", "/")
+        get = run_zk_tool(*main, "get", "-s", "/x")
+    finally:
+        listener.close()
+        t.join(30)
+    assert "[alpha, beta]" in ls.stdout, ls.stdout + ls.stderr
+    connect = seen[0]
+    assert isinstance(connect, p.ConnectRequest) and connect.read_only is False
+    assert (OpCode.getChildren2, p.GetChildren2Request("/", False)) in seen
+    assert (OpCode.getData, p.GetDataRequest("/x", False)) in seen
+    out = get.stdout
+    assert "hello" in out and "mZxid = 0x6" in out and "dataVersion = 2" in out, out + get.stderr
