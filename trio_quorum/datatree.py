@@ -77,7 +77,20 @@ _NONODE = int(Err.NONODE)
 _NODEEXISTS = int(Err.NODEEXISTS)
 _BADARGUMENTS = int(Err.BADARGUMENTS)
 _RUNTIMEINCONSISTENCY = int(Err.RUNTIMEINCONSISTENCY)
-_CREATE_TYPES = frozenset({OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer})
+_T_setData = int(OpCode.setData)
+_T_create = int(OpCode.create)
+_T_delete = int(OpCode.delete)
+_T_deleteContainer = int(OpCode.deleteContainer)
+_T_setACL = int(OpCode.setACL)
+_T_closeSession = int(OpCode.closeSession)
+_T_error = int(OpCode.error)
+_T_check = int(OpCode.check)
+_T_multi = int(OpCode.multi)
+_T_createSession = int(OpCode.createSession)
+_T_reconfig = int(OpCode.reconfig)
+_CREATE_TYPES = frozenset(
+    int(t) for t in (OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer)
+)
 
 _CreateRec = CreateTxn | CreateContainerTxn | CreateTTLTxn
 
@@ -310,7 +323,7 @@ class DataTree:
             rc.err = _BADARGUMENTS  # unknown type or a record that does not match it
             return rc
         try:
-            if typ == OpCode.setData:
+            if typ == _T_setData:
                 assert isinstance(rec, SetDataTxn)
                 rc.path = rec.path
                 rc.stat = self._set_data(
@@ -341,31 +354,31 @@ class DataTree:
                     if e.err == _NODEEXISTS:
                         self._fuzzy_create_fixup(rec, hdr.zxid)
                     raise
-                if typ != OpCode.create:
+                if typ != _T_create:
                     rc.stat = node.stat_bytes()
-            elif typ in (OpCode.delete, OpCode.deleteContainer):
+            elif typ in (_T_delete, _T_deleteContainer):
                 assert isinstance(rec, DeleteTxn)
                 rc.path = rec.path
                 self._delete_node(rec.path, hdr.zxid, events)
-            elif typ == OpCode.setACL:
+            elif typ == _T_setACL:
                 assert isinstance(rec, SetACLTxn)
                 rc.path = rec.path
                 rc.stat = self._set_acl(rec.path, rec.acl, rec.version)
-            elif typ == OpCode.closeSession:
+            elif typ == _T_closeSession:
                 paths = rec.paths if isinstance(rec, CloseSessionTxn) else None
                 self._kill_session(hdr.client_id, hdr.zxid, paths, events)
-            elif typ == OpCode.error:
+            elif typ == _T_error:
                 assert isinstance(rec, ErrorTxn)
                 rc.err = rec.err
-            elif typ == OpCode.check:
+            elif typ == _T_check:
                 assert isinstance(rec, CheckVersionTxn)
                 rc.path = rec.path
-            elif typ == OpCode.multi:
+            elif typ == _T_multi:
                 assert isinstance(rec, MultiTxn)
                 self._multi(hdr, rec, rc, events)
-            elif typ == OpCode.createSession:
+            elif typ == _T_createSession:
                 assert rec is None or isinstance(rec, CreateSessionTxn)
-            elif typ == OpCode.reconfig:
+            elif typ == _T_reconfig:
                 # A reconfig txn is a SetDataTxn on /zookeeper/config.
                 assert isinstance(rec, SetDataTxn)
                 rc.path = rec.path
