@@ -466,4 +466,6 @@ def test_works_without_strict_exception_groups():
                     await trio.sleep_forever()
         assert rec.paths(ActorStopped) == ["root/a", "root"]
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), strict_exception_groups=False)
+    trio.run(
+        main, clock=trio.testing.MockClock(autojump_threshold=0), strict_exception_groups=False
+    )
