@@ -398,3 +398,20 @@ def test_reply_zxid_tracks_tree() -> None:
         s.create(f"/n{i}")
     assert s.read(OpCode.getData, GetDataRequest("/n0", False)).zxid == 3
     assert s.read(OpCode.getData, GetDataRequest("/zz", False)).zxid == 3
+
+
+def test_wrong_shaped_records_never_raise() -> None:
+    s = Server()
+    s.create("/a", ephemeral=True)
+    for op in (
+        OpCode.getData,
+        OpCode.getEphemerals,
+        OpCode.exists,
+        OpCode.getACL,
+        OpCode.setWatches,
+    ):
+        for bad in (None, object(), GetDataRequest(["unhashable"], True)):  # type: ignore[arg-type]
+            out = s.read(op, bad)
+            assert out.err in (Err.MARSHALLINGERROR, Err.NONODE, 0), (op, bad, out)
+    assert s.read(OpCode.getData, None).err == Err.MARSHALLINGERROR
+    assert s.read(OpCode.getEphemerals, GetEphemeralsRequest(7)).err == Err.MARSHALLINGERROR  # type: ignore[arg-type]

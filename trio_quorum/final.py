@@ -72,6 +72,8 @@ _UNIMPLEMENTED = int(Err.UNIMPLEMENTED)
 _READ = int(Perm.READ)
 _ADMIN = int(Perm.ADMIN)
 _ERROR = int(OpCode.error)
+_GET_DATA = int(OpCode.getData)
+_GET_EPHEMERALS = int(OpCode.getEphemerals)
 _NO_EVENTS: list[WatchEvent] = []  # shared, never mutated
 
 
@@ -199,31 +201,29 @@ class Final:
         whoAmI).  Unknown opcodes answer UNIMPLEMENTED; a malformed record
         answers MARSHALLINGERROR.
         """
-        if opcode == OpCode.getData:  # the hot path, without the dispatch
-            path = request.path
-            n = self.tree.nodes.get(path)
-            if n is None:
-                return Outcome(_NONODE, None, self.tree.last_processed_zxid, _NO_EVENTS)
-            if n.acl != OPEN_UNSAFE_ACL_ID and not self._allowed(n, _READ, auth_ids):
-                return Outcome(_NOAUTH, None, self.tree.last_processed_zxid, _NO_EVENTS)
-            if request.watch:
-                self.tree.watches.add_data_watch(path, watcher)
-            return Outcome(
-                _OK,
-                GetDataResponse(n.data, n.stat_bytes()),
-                self.tree.last_processed_zxid,
-                _NO_EVENTS,
-            )
-        if opcode == OpCode.getEphemerals:
-            return self._get_ephemerals(request, session_id)
-        handler = self._reads.get(opcode)
-        if handler is None:
-            return Outcome(_UNIMPLEMENTED, None, self.tree.last_processed_zxid, _NO_EVENTS)
+        tree = self.tree
         try:
+            if opcode == _GET_DATA:  # the hot path, without the dispatch
+                path = request.path
+                n = tree.nodes.get(path)
+                if n is None:
+                    return Outcome(_NONODE, None, tree.last_processed_zxid, _NO_EVENTS)
+                if n.acl != OPEN_UNSAFE_ACL_ID and not self._allowed(n, _READ, auth_ids):
+                    return Outcome(_NOAUTH, None, tree.last_processed_zxid, _NO_EVENTS)
+                if request.watch:
+                    tree.watches.add_data_watch(path, watcher)
+                body = GetDataResponse(n.data, n.stat_bytes())
+                return Outcome(_OK, body, tree.last_processed_zxid, _NO_EVENTS)
+            if opcode == _GET_EPHEMERALS:
+                return self._get_ephemerals(request, session_id)
+            handler = self._reads.get(opcode)
+            if handler is None:
+                return Outcome(_UNIMPLEMENTED, None, tree.last_processed_zxid, _NO_EVENTS)
             err, body, events = handler(request, session_id, auth_ids, watcher)
         except (AttributeError, TypeError, ValueError):
+            # A record of the wrong shape (ZooKeeper: exception -> MARSHALLINGERROR).
             err, body, events = _MARSHALLINGERROR, None, _NO_EVENTS
-        return Outcome(err, body, self.tree.last_processed_zxid, events)
+        return Outcome(err, body, tree.last_processed_zxid, events)
 
     def _allowed(self, node: DataNode, perm: int, auth_ids: Sequence[Id]) -> bool:
         if self.skip_acl or node.acl == OPEN_UNSAFE_ACL_ID:
