@@ -4,7 +4,7 @@ import ast
 import pathlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actors._strategy as strategy_module
@@ -91,6 +91,7 @@ children_st = st.lists(
 ).map(lambda xs: [(f"c{i}", r) for i, r in xs])
 
 
+@settings(deadline=None)  # the machine is shared: no wall-clock deadlines
 @given(
     children=children_st,
     pick=st.integers(0, 11),
@@ -127,6 +128,7 @@ def test_decision_properties(children, pick, abnormal, strategy, max_restarts):
     assert set(d.stop) == expected_stopped
 
 
+@settings(deadline=None)
 @given(
     gaps=st.lists(st.floats(0, 4, allow_nan=False), min_size=1, max_size=30),
     max_restarts=st.integers(0, 5),
