@@ -106,7 +106,8 @@ _ROWS: dict[str, list[tuple[str, tuple[str, ...], str, str]]] = {
         ("ephemeral gone after, min (ms)", ("elapsed_ms_min",), "ms", ""),
         ("ephemeral gone after, mean (ms)", ("elapsed_ms_mean",), "ms", ""),
         ("ephemeral gone after, max (ms)", ("elapsed_ms_max",), "ms", ""),
-        ("sessions that never expired", ("not_expired",), "int", "lower"),
+        ("trials that expired before the timeout", ("expired_before_timeout",), "int", "lower"),
+        ("trials that never expired", ("not_expired",), "int", "lower"),
     ],
 }
 
@@ -142,6 +143,9 @@ def render(doc: dict[str, Any]) -> str:
     la = m.get("load_average_at_start")
     if la:
         out.append(f"| load average at start | {' / '.join(f'{x:.2f}' for x in la)} |")
+    la = m.get("load_average_at_end")
+    if la:
+        out.append(f"| load average at end | {' / '.join(f'{x:.2f}' for x in la)} |")
     out.append("")
     out.append(
         f"Settings: warm-up {s.get('warmup')} s, window {s.get('duration')} s, {s.get('workers')} load processes, "
@@ -162,6 +166,7 @@ def render(doc: dict[str, Any]) -> str:
         f"Ratio = {OTHER} / ZooKeeper (above 1 is better for throughput, below 1 for latency, memory and time)."
     )
     out.append("")
+    out.extend(_summary(doc))
     for fig in doc.get("figures", []):
         rows = _ROWS.get(fig["kind"])
         if rows is None:
@@ -188,6 +193,14 @@ def render(doc: dict[str, Any]) -> str:
                 out.append(
                     f"| {kind} latency p99 (ms) | {_cell(base, path, 'ms')} | {_cell(other, path, 'ms')} | {_ratio(a, b)} |"
                 )
+        if fig["kind"] == "throughput" and any(
+            len(_get(r, "runs_throughput") or []) > 1 for r in (base, other)
+        ):
+            runs = [
+                ", ".join(f"{x:,.0f}" for x in (_get(r, "runs_throughput") or [])) or "–"
+                for r in (base, other)
+            ]
+            out.append(f"| every run (ops/s; median reported) | {runs[0]} | {runs[1]} | |")
         if fig["kind"] == "throughput":
             notes = [(n, _worker_note(fig["results"].get(n))) for n in (BASE, OTHER)]
             txt = "; ".join(f"{n}: {w}" for n, w in notes if w)
@@ -202,6 +215,30 @@ def render(doc: dict[str, Any]) -> str:
         out.append("")
     out.append(END)
     return "\n".join(out)
+
+
+def _summary(doc: dict[str, Any]) -> list[str]:
+    """One table of every throughput figure: the page's headline."""
+    figs = [f for f in doc.get("figures", []) if f["kind"] == "throughput"]
+    if not figs:
+        return []
+    out = [
+        "### Summary: throughput",
+        "",
+        f"| scenario | ZooKeeper ops/s | {OTHER} ops/s | ratio | ZooKeeper p99 ms | {OTHER} p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for f in figs:
+        base, other = f["results"].get(BASE), f["results"].get(OTHER)
+        a = _get(base, "throughput") if base and base.get("status") == "ok" else None
+        b = _get(other, "throughput") if other and other.get("status") == "ok" else None
+        p99 = ("latency_ms", "all", "p99")
+        out.append(
+            f"| {f['title']} | {_cell(base, ('throughput',), 'ops')} | {_cell(other, ('throughput',), 'ops')}"
+            f" | {_ratio(a, b)} | {_cell(base, p99, 'ms')} | {_cell(other, p99, 'ms')} |"
+        )
+    out.append("")
+    return out
 
 
 def _one_line_reason(reason: str | None) -> str:

@@ -222,6 +222,7 @@ def run(
             info["reason"] = reason
             for f in doc["figures"]:
                 f["results"][target.name] = {"status": "unavailable", "reason": reason}
+    doc["machine"]["load_average_at_end"] = os.getloadavg()
     doc["finished_utc"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return doc
 
@@ -247,6 +248,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, help="seconds of warm-up before each throughput window")
     p.add_argument("--duration", type=float, help="seconds of each throughput window")
     p.add_argument("--workers", type=int, help="load generator processes")
+    p.add_argument(
+        "--repeat", type=int, help="run each throughput scenario N times, report the median run"
+    )
     p.add_argument(
         "--memory-znodes", type=int, help="znodes for the memory/restart figure (default 100k)"
     )
@@ -287,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "duration": args.duration,
         "workers": args.workers,
+        "repeat": args.repeat,
         "memory_znodes": args.memory_znodes,
         "expiry_timeout_ms": args.expiry_timeout_ms,
         "expiry_trials": args.expiry_trials,
@@ -319,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    doc["command"] = "python -m trio_quorum.bench " + " ".join(
-        argv if argv is not None else sys.argv[1:]
+    doc["command"] = " ".join(
+        ["python -m trio_quorum.bench", *(argv if argv is not None else sys.argv[1:])]
     )
     doc["mode"] = "quick" if args.quick else "full"
     args.json.parent.mkdir(parents=True, exist_ok=True)
