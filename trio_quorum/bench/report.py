@@ -73,7 +73,7 @@ def _cell(res: dict[str, Any] | None, path: tuple[str, ...], unit: str) -> str:
     if res is None:
         return "not run"
     if res.get("status") != "ok":
-        return res.get("status", "?")
+        return str(res.get("status", "?"))
     return _fmt(_get(res, *path), unit)
 
 

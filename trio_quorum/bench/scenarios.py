@@ -269,7 +269,7 @@ def run_expiry(server: ServerProcess, sc: Scenario, settings: Settings) -> dict[
             time.sleep(0.005)  # the poll period: bounds the measurement's resolution
     finally:
         poller.close()
-    results = []
+    results: list[dict[str, Any]] = []
     for i in range(trials):
         vi, gi = vanished[i], gone[i]
         elapsed = (gi - vi) * 1000 if gi is not None and vi is not None else None
