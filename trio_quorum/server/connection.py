@@ -260,6 +260,10 @@ class ClientConnection:
         sid = self.session_id
         stats = self.stats
         n = len(frames) - i
+        if n > 0:
+            # Any request, ping included, keeps the session alive (touchSession);
+            # once per socket read is enough: all its frames arrived at ``now``.
+            server.tracker.touch(sid, now)
         stats.packets_received += n
         server.stats.packets_received += n
         for k in range(i, len(frames)):
