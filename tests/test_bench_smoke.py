@@ -104,6 +104,7 @@ def lat_count(res: dict) -> list[int]:
     return [res["latency_ms"]["all"]["count"]]
 
 
+@pytest.mark.zookeeper
 def test_bench_smoke_zookeeper(tmp_path: Path) -> None:
     reason = TARGETS["zookeeper"].unavailable_reason()
     if reason:

@@ -202,6 +202,12 @@ def render(doc: dict[str, Any]) -> str:
             ]
             out.append(f"| every run (ops/s; median reported) | {runs[0]} | {runs[1]} | |")
         if fig["kind"] == "throughput":
+            per = [_client_us_per_request(r) for r in (base, other)]
+            out.append(
+                "| load generator CPU per request (µs) | "
+                + " | ".join(f"{v:.1f}" if v is not None else "–" for v in per)
+                + " | |"
+            )
             notes = [(n, _worker_note(fig["results"].get(n))) for n in (BASE, OTHER)]
             txt = "; ".join(f"{n}: {w}" for n, w in notes if w)
             if txt:
@@ -215,6 +221,13 @@ def render(doc: dict[str, Any]) -> str:
         out.append("")
     out.append(END)
     return "\n".join(out)
+
+
+def _client_us_per_request(res: dict[str, Any] | None) -> float | None:
+    """Client CPU spent per completed request: how much of a round trip is ours."""
+    if not res or res.get("status") != "ok" or not res.get("completed"):
+        return None
+    return 1e6 * sum(w.get("cpu_s", 0.0) for w in res.get("workers", [])) / res["completed"]
 
 
 def _summary(doc: dict[str, Any]) -> list[str]:
