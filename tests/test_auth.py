@@ -12,6 +12,7 @@ from trio_quorum.auth import (
     AuthProvider,
     AuthRegistry,
     ClientInfo,
+    java_set_order,
     java_split,
     valid_digest_id,
     valid_ip_id,
@@ -152,8 +153,27 @@ def test_extra_provider_plugs_in() -> None:
 def test_who_am_i() -> None:
     reg = AuthRegistry(super_digest=digest_id("super:pw"))
     ids = reg.initial_ids("127.0.0.1") + reg.authenticate("digest", b"super:pw")
+    # ZooKeeper lists a connection's ids in its ConcurrentHashMap's order; this
+    # order was printed by Java 17 for the same three ids.
     assert reg.who_am_i(ids) == [
-        ClientInfo("ip", "127.0.0.1"),
-        ClientInfo("super", ""),
         ClientInfo("digest", "super"),
+        ClientInfo("super", ""),
+        ClientInfo("ip", "127.0.0.1"),
     ]
+
+
+def test_java_set_order_matches_java() -> None:
+    # Orders printed by Java 17 iterating Collections.newSetFromMap(new
+    # ConcurrentHashMap<>()) filled with jute Ids in the listed insertion order.
+    cases = [
+        (
+            [("ip", "127.0.0.1"), ("digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=")],
+            [("digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="), ("ip", "127.0.0.1")],
+        ),
+        (
+            [("ip", "10.1.2.3"), ("digest", "bob:xyz"), ("digest", "carol:abc"), ("world", "anyone")],
+            [("digest", "bob:xyz"), ("ip", "10.1.2.3"), ("world", "anyone"), ("digest", "carol:abc")],
+        ),
+    ]
+    for given, java in cases:
+        assert java_set_order([Id(*i) for i in given]) == [Id(*i) for i in java]

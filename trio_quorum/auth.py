@@ -193,7 +193,32 @@ class AuthRegistry:
     def who_am_i(self, auth_ids: Sequence[Id]) -> list[ClientInfo]:
         """The whoAmI reply for a connection holding ``auth_ids``."""
         out = []
-        for i in auth_ids:
+        for i in java_set_order(auth_ids):
             p = self.providers.get(i.scheme)
             out.append(ClientInfo(i.scheme, p.user_name(i.id) if p is not None else i.id))
         return out
+
+
+def _java_string_hash(s: str) -> int:
+    h = 0
+    for unit in s.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h
+
+
+def java_set_order(ids: Sequence[Id]) -> list[Id]:
+    """``ids`` in the order ZooKeeper iterates a connection's auth info.
+
+    ZooKeeper keeps a connection's ids in a set backed by a ConcurrentHashMap
+    (16 buckets until it holds 12 entries), so whoAmI lists them by hash
+    bucket, not by when they were added; clients print that order, and we
+    match it.  Within a bucket, insertion order is kept (a stable sort).
+    """
+
+    def bucket(i: Id) -> int:
+        # jute's Id.hashCode, then ConcurrentHashMap.spread and the table index.
+        h = (37 * (37 * 17 + _java_string_hash(i.scheme)) + _java_string_hash(i.id)) & 0xFFFFFFFF
+        h = (h ^ (h >> 16)) & 0x7FFFFFFF
+        return h & 15
+
+    return sorted(ids, key=bucket) if len(ids) < 12 else list(ids)
