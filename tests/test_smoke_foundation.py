@@ -1,5 +1,6 @@
 """Round-trips of the shared foundation: jute primitives and txn records."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,8 +16,6 @@ from trio_quorum.txn import (
     decode_txn,
     encode_txn,
 )
-
-import pytest
 
 
 @given(st.integers(-(2**31), 2**31 - 1), st.integers(-(2**63), 2**63 - 1), st.text(), st.binary())
