@@ -10,6 +10,7 @@ number of transactions agree exactly (failed writes consume zxids too).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,26 @@ txn_sub = st.one_of(
     st.builds(lambda p, v: ("check", p, v), paths, versions),
 )
 txn_op = st.builds(lambda ops: Op("txn", tuple(ops)), st.lists(txn_sub, min_size=1, max_size=4))
+watch_op = st.builds(
+    lambda kind, p: Op(kind, (p,)),
+    st.sampled_from(["get_w", "children_w", "exists_w"]),
+    st.sampled_from(["", *REL_PATHS]),
+)
 
 operations = st.lists(
     st.one_of(
-        create_op, create_op, set_op, delete_op, get_op, exists_op, children_op, acl_op, get_acls_op, txn_op
+        create_op,
+        create_op,
+        set_op,
+        delete_op,
+        get_op,
+        exists_op,
+        children_op,
+        acl_op,
+        get_acls_op,
+        txn_op,
+        watch_op,
+        watch_op,
     ),
     min_size=1,
     max_size=20,
@@ -100,9 +117,16 @@ def run_ops(client: KazooClient, root: str, ops: list[Op]) -> list[Any]:
     base = client.exists(root).czxid
     sid = client.client_id[0]
     out: list[Any] = []
+    events: list[tuple[str, str, str]] = []
 
     def full(rel: str) -> str:
         return f"{root}/{rel}" if rel else root
+
+    def watcher(tag: str) -> Any:
+        def fire(ev: Any) -> None:
+            events.append((tag, ev.type, ev.path[len(root) :]))
+
+        return fire
 
     for op in ops:
         try:
@@ -126,6 +150,12 @@ def run_ops(client: KazooClient, root: str, ops: list[Op]) -> list[Any]:
                 p, v, restricted = op.args
                 acl = RESTRICTED if restricted else [ACL(31, Id("world", "anyone"))]
                 res = client.set_acls(full(p), acl, version=v)
+            elif op.kind == "get_w":
+                res = client.get(full(op.args[0]), watch=watcher("data"))
+            elif op.kind == "children_w":
+                res = sorted(client.get_children(full(op.args[0]), watch=watcher("child")))
+            elif op.kind == "exists_w":
+                res = client.exists(full(op.args[0]), watch=watcher("exists"))
             elif op.kind == "get_acls":
                 res = client.get_acls(full(op.args[0]))
             elif op.kind == "txn":
@@ -145,6 +175,13 @@ def run_ops(client: KazooClient, root: str, ops: list[Op]) -> list[Any]:
         except KazooException as exc:
             res = exc
         out.append((op.kind, _norm(res, base, sid, root)))
+    # kazoo runs watch callbacks in order on one thread: once a barrier watch
+    # set last has fired, every earlier notification has been recorded.
+    barrier = threading.Event()
+    client.exists(f"{root}-barrier", watch=lambda ev: barrier.set())
+    client.create(f"{root}-barrier")
+    assert barrier.wait(10), "the barrier watch never fired"
+    out.append(("events", events))
     # The final state of the subtree, read back in full.
     out.append(("final", _dump(client, root, base, sid)))
     return out
