@@ -160,3 +160,39 @@ def test_write_markdown_keeps_hand_written_notes(tmp_path: Path) -> None:
     assert text.startswith("# title\n\nintro\n\n")
     assert text.endswith(f"{report.END}\n\n## Method\nkept\n")
     assert "old" not in text and "1,000" in text
+
+
+def test_merge_adds_separately_measured_figures_in_scenario_order() -> None:
+    from trio_quorum.bench.runner import merge
+
+    def fig(fid: str, stamp: str, **results: object) -> dict:
+        return {"id": fid, "kind": "memory", "results": results, "measured": {"command": stamp}}
+
+    full = {
+        "command": "full",
+        "targets": {"zookeeper": {"status": "ok"}},
+        "figures": [
+            fig("throughput.get.8x32", "full", zookeeper={"v": 1}),
+            fig("memory.100k", "full", zookeeper={"v": 2}),
+            fig("expiry", "full", zookeeper={"v": 3}),
+        ],
+    }
+    big = {
+        "command": "big",
+        "targets": {"trio-quorum": {"status": "ok"}},
+        "figures": [fig("memory.1m", "big", zookeeper={"v": 4}, **{"trio-quorum": {"v": 5}})],
+    }
+    out = merge(full, big)
+    assert out["command"] == "full"  # the run that measured more keeps the top level
+    assert [f["id"] for f in out["figures"]] == [
+        "throughput.get.8x32",
+        "memory.100k",
+        "memory.1m",
+        "expiry",
+    ]
+    assert set(out["targets"]) == {"zookeeper", "trio-quorum"}
+    again = merge(
+        out, {"command": "z", "targets": {}, "figures": [fig("expiry", "z", zookeeper={"v": 9})]}
+    )
+    expiry = next(f for f in again["figures"] if f["id"] == "expiry")
+    assert expiry["results"] == {"zookeeper": {"v": 9}}

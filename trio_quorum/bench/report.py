@@ -175,7 +175,14 @@ def render(doc: dict[str, Any]) -> str:
         other = fig["results"].get(OTHER)
         out.append(f"### {fig['title']}")
         out.append("")
-        out.append(f"`{fig['id']}`")
+        measured = fig.get("measured") or {}
+        if measured and measured.get("command") != doc.get("command"):
+            out.append(
+                f"`{fig['id']}`, measured separately: `{measured.get('command')}`,"
+                f" {measured.get('date_utc')}, git {measured.get('git_commit')}"
+            )
+        else:
+            out.append(f"`{fig['id']}`")
         out.append("")
         out.append(f"| | ZooKeeper | {OTHER} | ratio |")
         out.append("|---|---:|---:|---:|")
@@ -227,7 +234,8 @@ def _client_us_per_request(res: dict[str, Any] | None) -> float | None:
     """Client CPU spent per completed request: how much of a round trip is ours."""
     if not res or res.get("status") != "ok" or not res.get("completed"):
         return None
-    return 1e6 * sum(w.get("cpu_s", 0.0) for w in res.get("workers", [])) / res["completed"]
+    cpu = sum(float(w.get("cpu_s", 0.0)) for w in res.get("workers", []))
+    return 1e6 * cpu / float(res["completed"])
 
 
 def _summary(doc: dict[str, Any]) -> list[str]:

@@ -227,6 +227,29 @@ def run(
     return doc
 
 
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the figures of ``old`` it did not measure, in scenario order.
+
+    A figure measured in both takes ``new``'s results per target; every figure keeps
+    its own ``measured`` stamp (command, date, commit), so a reader can tell runs apart.
+    """
+    order = {sc.id: i for i, sc in enumerate(SCENARIOS)}
+    figures = {f["id"]: f for f in old.get("figures", [])}
+    for f in new["figures"]:
+        prev = figures.get(f["id"])
+        if prev is not None and prev.get("measured") != f.get("measured"):
+            kept = {t: r for t, r in prev["results"].items() if t not in f["results"]}
+            f = dict(f, results={**kept, **f["results"]})
+        figures[f["id"]] = f
+    # The top level (machine, settings, command) stays with the run that measured more.
+    out = dict(new if len(new["figures"]) >= len(old.get("figures", [])) else old)
+    out["figures"] = sorted(figures.values(), key=lambda f: order.get(f["id"], len(order)))
+    targets = dict(old.get("targets", {}))
+    targets.update(new.get("targets", {}))
+    out["targets"] = targets
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m trio_quorum.bench",
@@ -270,6 +293,11 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the Markdown report",
     )
     p.add_argument("--no-markdown", action="store_true", help="write the JSON only")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other figures already in --json (e.g. add --big --only memory.1m to a full run)",
+    )
     p.add_argument(
         "--workdir", type=Path, help="keep server dirs and logs here (default: a temp dir, removed)"
     )
@@ -328,6 +356,17 @@ def main(argv: list[str] | None = None) -> int:
         ["python -m trio_quorum.bench", *(argv if argv is not None else sys.argv[1:])]
     )
     doc["mode"] = "quick" if args.quick else "full"
+    stamp = {
+        "command": doc["command"],
+        "mode": doc["mode"],
+        "date_utc": doc["machine"]["date_utc"],
+        "git_commit": doc["machine"]["git_commit"],
+        "settings": doc["settings"],
+    }
+    for fig in doc["figures"]:
+        fig["measured"] = stamp
+    if args.merge and args.json.exists():
+        doc = merge(json.loads(args.json.read_text()), doc)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
     log(f"wrote {args.json}")
