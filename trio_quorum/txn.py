@@ -26,6 +26,15 @@ multi(14)                              MultiTxn (a vector of (type, bytes) sub-t
 
 An optional ``TxnDigest{int version; long treeDigest}`` may follow the record
 (ZooKeeper 3.6+ with ``digest.enabled``); :func:`decode_txn` returns it when present.
+
+Performance (every write builds a header and a record, and the log encodes
+them): the records are slotted dataclasses **without** ``frozen=True``, whose
+generated ``__init__`` goes through ``object.__setattr__`` per field (a
+``TxnHeader`` cost ~0.9 us to build frozen, ~0.25 us now).  They keep value
+equality and hashing (``unsafe_hash``); treat them as immutable all the same:
+one instance is shared by the log, the tree and (in an ensemble) the proposal.
+:func:`encode_txn` encodes the hot record types (setData, create*, delete,
+error, check) with precompiled structs in one ``join`` instead of a ``Writer``.
 """
 
 from __future__ import annotations
@@ -33,8 +42,9 @@ from __future__ import annotations
 __sans_io__ = True
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from .consts import OpCode
 from .data import ACL, read_acl, write_acl
@@ -64,7 +74,7 @@ __all__ = [
 _HDR = struct.Struct(">qiqqi")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class TxnHeader:
     client_id: int
     cxid: int
@@ -81,7 +91,7 @@ class TxnHeader:
         return TxnHeader(*_HDR.unpack_from(r.data, pos))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CreateTxn:
     path: str
     data: bytes
@@ -97,7 +107,7 @@ class CreateTxn:
         w.write_int(self.parent_cversion)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CreateContainerTxn:
     path: str
     data: bytes
@@ -111,7 +121,7 @@ class CreateContainerTxn:
         w.write_int(self.parent_cversion)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CreateTTLTxn:
     path: str
     data: bytes
@@ -127,7 +137,7 @@ class CreateTTLTxn:
         w.write_long(self.ttl)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class DeleteTxn:
     path: str
 
@@ -135,7 +145,7 @@ class DeleteTxn:
         w.write_ustring(self.path)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class SetDataTxn:
     path: str
     data: bytes
@@ -147,7 +157,7 @@ class SetDataTxn:
         w.write_int(self.version)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class SetACLTxn:
     path: str
     acl: tuple[ACL, ...]
@@ -159,7 +169,7 @@ class SetACLTxn:
         w.write_int(self.version)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CheckVersionTxn:
     path: str
     version: int
@@ -169,7 +179,7 @@ class CheckVersionTxn:
         w.write_int(self.version)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CreateSessionTxn:
     timeout: int
 
@@ -177,7 +187,7 @@ class CreateSessionTxn:
         w.write_int(self.timeout)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CloseSessionTxn:
     """``paths`` is ``None`` for an old-format close with an empty body."""
 
@@ -188,7 +198,7 @@ class CloseSessionTxn:
             w.write_ustring_vector(self.paths)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ErrorTxn:
     err: int
 
@@ -196,7 +206,7 @@ class ErrorTxn:
         w.write_int(self.err)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class MultiTxn:
     """Sub-transactions as (type, record) pairs; all share the multi's zxid."""
 
@@ -211,7 +221,7 @@ class MultiTxn:
             w.write_buffer(bytes(sub.buf))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class TxnDigest:
     version: int
     tree_digest: int
@@ -289,8 +299,99 @@ def encode_record(rec: TxnRecord) -> bytes:
     return bytes(w.buf)
 
 
+# ---------------------------------------------------------------- fast encoders
+#
+# TxnHeader followed by the int32 length of the record's first field (the path).
+_HDR_LEN = struct.Struct(">qiqqii")
+_HDR_INT = _HDR_LEN  # header + one int (ErrorTxn, CreateSessionTxn)
+_pack_hdr_len = _HDR_LEN.pack
+_pack_int = struct.Struct(">i").pack
+_NULL = b"\xff\xff\xff\xff"
+_pack_bool_int = struct.Struct(">?i").pack
+_ACL_BYTES: dict[tuple[ACL, ...], bytes] = {}
+
+
+def _acl_bytes(acl: tuple[ACL, ...]) -> bytes:
+    """The jute vector of ``acl``; the few distinct ACL lists a server sees are memoised."""
+    b = _ACL_BYTES.get(acl)
+    if b is None:
+        w = Writer()
+        w.write_vector(acl, write_acl)
+        b = bytes(w.buf)
+        if len(_ACL_BYTES) < 256:
+            _ACL_BYTES[acl] = b
+    return b
+
+
+def _enc_set_data(h: TxnHeader, r: SetDataTxn) -> bytes:
+    p = r.path.encode()
+    d = r.data
+    if d is None:
+        return b"".join((_pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
+                         _NULL, _pack_int(r.version)))
+    return b"".join((_pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
+                     _pack_int(len(d)), d, _pack_int(r.version)))
+
+
+def _enc_create(h: TxnHeader, r: CreateTxn) -> bytes:
+    p = r.path.encode()
+    d = r.data
+    return b"".join((
+        _pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
+        _NULL if d is None else _pack_int(len(d)), d or b"",
+        _acl_bytes(r.acl), _pack_bool_int(bool(r.ephemeral), r.parent_cversion),
+    ))
+
+
+def _enc_create_container(h: TxnHeader, r: CreateContainerTxn) -> bytes:
+    p = r.path.encode()
+    d = r.data
+    return b"".join((
+        _pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
+        _NULL if d is None else _pack_int(len(d)), d or b"",
+        _acl_bytes(r.acl), _pack_int(r.parent_cversion),
+    ))
+
+
+def _enc_delete(h: TxnHeader, r: DeleteTxn) -> bytes:
+    p = r.path.encode()
+    return _pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)) + p
+
+
+def _enc_check(h: TxnHeader, r: CheckVersionTxn) -> bytes:
+    p = r.path.encode()
+    return b"".join((_pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
+                     _pack_int(r.version)))
+
+
+def _enc_error(h: TxnHeader, r: ErrorTxn) -> bytes:
+    return _HDR_INT.pack(h.client_id, h.cxid, h.zxid, h.time, h.type, r.err)
+
+
+def _enc_create_session(h: TxnHeader, r: CreateSessionTxn) -> bytes:
+    return _HDR_INT.pack(h.client_id, h.cxid, h.zxid, h.time, h.type, r.timeout)
+
+
+_FAST_ENCODERS: dict[type, Callable[[TxnHeader, Any], bytes]] = {
+    SetDataTxn: _enc_set_data,
+    CreateTxn: _enc_create,
+    CreateContainerTxn: _enc_create_container,
+    DeleteTxn: _enc_delete,
+    CheckVersionTxn: _enc_check,
+    ErrorTxn: _enc_error,
+    CreateSessionTxn: _enc_create_session,
+}
+
+
 def encode_txn(hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) -> bytes:
     """TxnHeader + record (+ digest): the bytes a log entry and a PROPOSAL carry."""
+    if digest is None:
+        enc = _FAST_ENCODERS.get(type(rec))
+        if enc is not None and type(hdr) is TxnHeader:
+            try:
+                return enc(hdr, rec)
+            except (AttributeError, TypeError):
+                pass  # a field of an unexpected type (None path, ...): the generic path decides
     w = Writer()
     hdr.write(w)
     rec.write(w)

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..consts import KeeperError, OpCode
-from ..txn import CreateSessionTxn, TxnDigest, TxnHeader, TxnRecord
+from ..txn import CreateSessionTxn, TxnDigest, TxnHeader, TxnRecord, encode_txn
 from .api import CorruptStorage, StorageFailed
 from .files import (
     LogTail,
@@ -66,7 +66,7 @@ from .files import (
     version_dir,
 )
 from .snapshot import encode_snapshot, snapshot_name
-from .txnlog import DEFAULT_PRE_ALLOC_SIZE, encode_entry, encode_file_header, log_name, padded_size
+from .txnlog import DEFAULT_PRE_ALLOC_SIZE, encode_file_header, entry_head, log_name, padded_size
 
 if TYPE_CHECKING:
     from ..datatree import DataTree
@@ -240,11 +240,15 @@ class FileStore:
             raise StorageFailed(f"storage failed earlier: {self._failed!r}")
         if self._closed:
             raise StorageFailed("storage is closed")
-        entry = encode_entry(hdr, rec, digest)
-        if self._roll_requested or not self._segments:
-            self._segments.append(_Segment(self._roll_requested, hdr.zxid))
+        payload = encode_txn(hdr, rec, digest)
+        segments = self._segments
+        if self._roll_requested or not segments:
+            segments.append(_Segment(self._roll_requested, hdr.zxid))
             self._roll_requested = False
-        self._segments[-1].buf += entry
+        buf = segments[-1].buf
+        buf += entry_head(payload)  # == encode_entry(), without joining the entry first
+        buf += payload
+        buf += b"B"
         self._appended += 1
         self._log_count += 1
         if hdr.zxid > self._last_zxid:

@@ -51,6 +51,7 @@ __all__ = [
     "LogEntry",
     "LogScan",
     "encode_entry",
+    "entry_head",
     "encode_file_header",
     "scan_log",
     "has_nonzero",
@@ -70,6 +71,8 @@ _EOR = 0x42
 
 _FILE_HEADER = struct.Struct(">iiq")
 _ENTRY_HEAD = struct.Struct(">qi")
+_pack_entry_head = _ENTRY_HEAD.pack
+_adler32 = zlib.adler32
 _NONZERO = re.compile(rb"[^\x00]")
 
 
@@ -83,7 +86,17 @@ FILE_HEADER_SIZE = _FILE_HEADER.size
 def encode_entry(hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) -> bytes:
     """One complete log entry (checksum, length, payload, 'B')."""
     payload = encode_txn(hdr, rec, digest)
-    return b"".join((_ENTRY_HEAD.pack(zlib.adler32(payload), len(payload)), payload, b"B"))
+    return b"".join((_pack_entry_head(_adler32(payload), len(payload)), payload, b"B"))
+
+
+def entry_head(payload: bytes) -> bytes:
+    """The 12 bytes before an entry's payload (checksum, length); ``b"B"`` follows it.
+
+    ``entry_head(p) + p + b"B"`` is :func:`encode_entry`'s result for the
+    payload ``p = encode_txn(...)``: writers that append to a buffer use it to
+    skip building the joined entry.
+    """
+    return _pack_entry_head(_adler32(payload), len(payload))
 
 
 def log_name(zxid: int) -> str:
