@@ -384,6 +384,9 @@ class Final:
         return _OK, WhoAmIResponse(infos), _NO_EVENTS
 
 
+_CREATE2 = int(OpCode.create2)
+
+
 def _multi_response(rc: ApplyResult) -> MultiResponse:
     results: list[tuple[int, Any]] = []
     for sub in rc.multi or ():
@@ -393,7 +396,8 @@ def _multi_response(rc: ApplyResult) -> MultiResponse:
         elif t == OpCode.create:
             results.append((t, CreateResponse(sub.path or "")))
         elif t in (OpCode.create2, OpCode.createTTL, OpCode.createContainer):
-            results.append((t, Create2Response(sub.path or "", sub.stat or b"\0" * 68)))
+            # OpResult.CreateResult with a Stat is always typed create2 on the wire.
+            results.append((_CREATE2, Create2Response(sub.path or "", sub.stat or b"\0" * 68)))
         elif t == OpCode.setData:
             results.append((t, SetDataResponse(sub.stat or b"\0" * 68)))
         else:  # delete, deleteContainer, check: no body

@@ -82,6 +82,19 @@ __all__ = ["ChangeRecord", "Prep", "TreeView", "fixup_acl", "parse_stats_track",
 
 ERROR_TYPE = int(OpCode.error)
 _INT_MAX = 0x7FFFFFFF
+# Plain ints for the hot comparisons (an IntEnum member compares through Enum code).
+_OP_CREATE_TTL = int(OpCode.createTTL)
+_OP_CREATE_CONTAINER = int(OpCode.createContainer)
+_OP_DELETE_CONTAINER = int(OpCode.deleteContainer)
+_OP_MULTI = int(OpCode.multi)
+_CREATE = int(OpCode.create)
+_CREATE2 = int(OpCode.create2)
+_OP_CREATE_SESSION = int(OpCode.createSession)
+_OP_CLOSE_SESSION = int(OpCode.closeSession)
+_OP_RECONFIG = int(OpCode.reconfig)
+_PERM_CREATE = int(Perm.CREATE)
+_PERM_WRITE = int(Perm.WRITE)
+_OPEN_ACL_ENTRY = OPEN_ACL_UNSAFE[0]
 
 _CREATE_OPS = frozenset({OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL})
 #: Sub-ops a write multi may hold (``MultiOperationRecord``).
@@ -198,9 +211,11 @@ def fixup_acl(
     (digest, not ip); none -> INVALIDACL.  ``world`` must be ``anyone``; other
     schemes must have a provider whose ``is_valid`` accepts the id.
     """
+    if acls is OPEN_ACL_UNSAFE:  # the decoder hands out the shared tuple
+        return OPEN_ACL_UNSAFE
     if not acls:
         raise KeeperError(Err.INVALIDACL, path)
-    if len(acls) == 1 and acls[0] == OPEN_ACL_UNSAFE[0]:
+    if len(acls) == 1 and acls[0] == _OPEN_ACL_ENTRY:
         return OPEN_ACL_UNSAFE
     uniq: list[ACL] = []
     for a in acls:
@@ -333,15 +348,16 @@ class Prep:
             zxid = self.last_zxid + 1
             self.last_zxid = zxid
             try:
-                if self.sessions is not None and op != OpCode.deleteContainer:
-                    self.sessions.check_session(session_id, owner)
+                sessions = self.sessions
+                if sessions is not None and op != _OP_DELETE_CONTAINER:
+                    sessions.check_session(session_id, owner)
                 typ, rec = handler(op, request, zxid, now, session_id, auth_ids)
             except KeeperError as e:
                 return TxnHeader(session_id, cxid, zxid, now, ERROR_TYPE), ErrorTxn(int(e.code))
             return TxnHeader(session_id, cxid, zxid, now, typ), rec
-        if op == OpCode.multi:
+        if op == _OP_MULTI:
             return self._multi(session_id, cxid, request, auth_ids, now, owner)
-        if op == OpCode.createSession:
+        if op == _OP_CREATE_SESSION:
             zxid = self.last_zxid = self.last_zxid + 1
             if not isinstance(request, int) or isinstance(request, bool):
                 return (
@@ -352,9 +368,9 @@ class Prep:
                 TxnHeader(session_id, cxid, zxid, now, int(OpCode.createSession)),
                 CreateSessionTxn(request),
             )
-        if op == OpCode.closeSession:
+        if op == _OP_CLOSE_SESSION:
             return self._close_session(session_id, cxid, now)
-        if op == OpCode.reconfig:
+        if op == _OP_RECONFIG:
             # Reconfig needs the quorum's view; it is prepared by the leader role.
             zxid = self.last_zxid = self.last_zxid + 1
             code = Err.UNIMPLEMENTED if self.reconfig_enabled else Err.RECONFIGDISABLED
@@ -472,12 +488,12 @@ class Prep:
     def _create(
         self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
     ) -> tuple[int, TxnRecord]:
-        if op == OpCode.createTTL:
+        if op == _OP_CREATE_TTL:
             if not isinstance(req, CreateTTLRequest):
                 raise KeeperError(Err.MARSHALLINGERROR)
             ttl = req.ttl
         else:
-            if not isinstance(req, CreateRequest):
+            if type(req) is not CreateRequest and not isinstance(req, CreateRequest):
                 raise KeeperError(Err.MARSHALLINGERROR)
             ttl = -1
         path = req.path
@@ -490,7 +506,7 @@ class Prep:
         if is_ttl:
             if ttl > MAX_TTL or ttl <= 0:
                 raise KeeperError(Err.BADARGUMENTS, path)
-        elif ttl >= 0 or op == OpCode.createTTL:
+        elif ttl >= 0 or op == _OP_CREATE_TTL:
             # A createTTL with a non-TTL mode would make a CreateTTLTxn the tree
             # cannot honour; ZooKeeper refuses it when ttl >= 0, we always do.
             raise KeeperError(Err.BADARGUMENTS, path)
@@ -501,36 +517,54 @@ class Prep:
         parent_path = path[:slash] or "/"
         acl = fixup_acl(path, auth_ids, req.acl, self.auth)
         parent = self._record(parent_path)
-        self._check_acl(parent.acl, Perm.CREATE, auth_ids, path)
+        pacl = parent.acl
+        if pacl is not OPEN_ACL_UNSAFE and not self.skip_acl and not acl_check(pacl, _PERM_CREATE, auth_ids):
+            raise KeeperError(Err.NOAUTH, path)
         cversion = parent.cversion
         if flags == 2 or flags == 3 or flags == 6:
             path = f"{path}{cversion:010d}"
         if path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
-        if self._exists(path):
+        by_path = self.by_path
+        existing = by_path.get(path)
+        if existing.exists if existing is not None else path in self.tree.nodes:
             raise KeeperError(Err.NODEEXISTS, path)
-        if _is_normal_ephemeral(parent.ephemeral_owner, self.extended_types):
+        powner = parent.ephemeral_owner
+        if powner and _is_normal_ephemeral(powner, self.extended_types):
             raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
-        new_cversion = _inc32(cversion)
+        new_cversion = cversion + 1 if cversion != _INT_MAX else -0x80000000
         data = req.data
         if self.enforce_quota:
             self._check_quota(path, None, data)
         rec: TxnRecord
-        if op == OpCode.createContainer:
+        if op == _OP_CREATE_CONTAINER:
             rec = CreateContainerTxn(path, data, acl, new_cversion)
             owner = EPHEMERAL_CONTAINER
-        elif op == OpCode.createTTL:
+        elif op == _OP_CREATE_TTL:
             rec = CreateTTLTxn(path, data, acl, new_cversion, ttl)
             owner = ttl_owner(ttl)
         else:
             ephemeral = flags == 1 or flags == 3
             rec = CreateTxn(path, data, acl, ephemeral, new_cversion)
             owner = session_id if ephemeral else 0
-        parent = self._for_update(parent, zxid)
+        # _for_update + _add, inlined
+        if parent.zxid == -1:
+            parent.zxid = zxid
+        else:
+            parent = parent.duplicate(zxid)
         parent.child_count += 1
         parent.cversion = new_cversion
-        self._add(parent)
-        self._add(ChangeRecord(zxid, path, True, data, acl, 0, 0, 0, owner, 0))
+        node = ChangeRecord(zxid, path, True, data, acl, 0, 0, 0, owner, 0)
+        changes = self._changes
+        undo = self._undo
+        if undo is not None:
+            undo.append((parent_path, by_path.get(parent_path)))
+        changes.append(parent)
+        by_path[parent_path] = parent
+        if undo is not None:
+            undo.append((path, existing))
+        changes.append(node)
+        by_path[path] = node
         return op, rec
 
     def _delete(
@@ -584,23 +618,61 @@ class Prep:
     def _set_data(
         self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
     ) -> tuple[int, TxnRecord]:
-        if not isinstance(req, SetDataRequest):
+        # The hot write: _validate_known + _record + _check_acl + _for_update +
+        # _add inlined, same checks in the same order, one ChangeRecord built.
+        if type(req) is not SetDataRequest and not isinstance(req, SetDataRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
-        self._validate_known(path)
-        node = self._record(path)
-        self._check_acl(node.acl, Perm.WRITE, auth_ids, path)
+        prev = self.by_path.get(path)
+        if prev is None:
+            tree = self.tree
+            node = tree.nodes.get(path)
+            if node is None:
+                if path_error(path) is not None:
+                    raise KeeperError(Err.BADARGUMENTS, path)
+                raise KeeperError(Err.NONODE, path)
+            tnode: DataNode = node
+            acl_id = node.acl
+            acl = OPEN_ACL_UNSAFE if acl_id == -1 else tree.acl_cache.get(acl_id)
+            cur_version = node.version
+            cur_data = node.data
+        else:
+            if not prev.exists:
+                raise KeeperError(Err.NONODE, path)
+            acl = prev.acl
+            cur_version = prev.version
+            cur_data = prev.data
+        if acl is not OPEN_ACL_UNSAFE and not self.skip_acl and not acl_check(acl, _PERM_WRITE, auth_ids):
+            raise KeeperError(Err.NOAUTH, path)
         data = req.data
         if self.enforce_quota:
-            self._check_quota(path, node.data, data)
+            self._check_quota(path, cur_data, data)
         version = req.version
-        if version != -1 and version != node.version:
+        if version != -1 and version != cur_version:
             raise KeeperError(Err.BADVERSION, path)
-        new_version = _inc32(node.version)
-        node = self._for_update(node, zxid)
-        node.version = new_version
-        node.data = data
-        self._add(node)
+        new_version = cur_version + 1 if cur_version != _INT_MAX else -0x80000000
+        if prev is None:
+            c = tnode.children
+            rec = ChangeRecord(
+                zxid,
+                path,
+                True,
+                data,
+                acl,
+                new_version,
+                tnode.cversion,
+                tnode.aversion,
+                tnode.ephemeral_owner,
+                0 if c is None else len(c),
+            )
+        else:
+            rec = prev.duplicate(zxid)
+            rec.version = new_version
+            rec.data = data
+        self._changes.append(rec)
+        self.by_path[path] = rec
+        if self._undo is not None:
+            self._undo.append((path, prev))
         return op, SetDataTxn(path, data, new_version)
 
     def _set_acl(
@@ -666,7 +738,12 @@ class Prep:
                 try:
                     if self.sessions is not None:
                         self.sessions.check_session(session_id, owner)
-                    txns.append(self._ops[op](op, sub, zxid, now, session_id, auth_ids))
+                    t = self._ops[op](op, sub, zxid, now, session_id, auth_ids)
+                    if t[0] == _CREATE2:
+                        # ZooKeeper logs a create2 inside a multi as a plain create
+                        # (and so answers it with a path and no Stat).
+                        t = (_CREATE, t[1])
+                    txns.append(t)
                 except KeeperError as e:
                     failed_at, code = i, int(e.code)
                     break
