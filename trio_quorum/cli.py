@@ -1,9 +1,13 @@
 """``trio-quorum`` command line: ``serve [zoo.cfg]`` plus the storage tools.
 
 ``serve`` runs one server in the foreground (no fork, no daemon).  SIGTERM or
-Ctrl-C cancels the root scope with a reason; the server closes its storage
-(flush + fsync) on the way out and the process exits 0.  An invalid
-configuration prints the error (key and line) and exits with status 2.
+Ctrl-C stops the supervision tree gracefully with the reason "SIGTERM received"
+(children before parents, client port first, storage closed last with a flush
++ fsync) and the process exits 0; a second signal cancels everything at once
+(storage is still closed, shielded and bounded).  An invalid configuration
+prints the error (key and line) and exits with status 2; a server that fails
+(a vital actor crashed, see ``server/standalone.py``) or cannot bind prints
+why and exits with status 1.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ __all__ = ["main"]
 log = logging.getLogger("trio_quorum")
 
 EXIT_CONFIG = 2
+EXIT_FAILED = 1
 
 
 def _setup_logging(level: str) -> None:
@@ -33,9 +38,11 @@ def _setup_logging(level: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import trio
 
+    from actors import ChildStartFailed
+
     from .config import ConfigError, default_config
     from .server.configfile import load_config
-    from .server.standalone import serve_standalone
+    from .server.standalone import ServerFailed, StandaloneServer, open_storage
 
     _setup_logging(args.log_level)
     try:
@@ -56,37 +63,67 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_CONFIG
 
+    class Announce(trio.TaskStatus[int]):
+        """``task_status`` for :meth:`StandaloneServer.run`: prints how to connect once serving."""
+
+        def started(self, value: int | None = None) -> None:
+            if not args.config:
+                print(
+                    f"trio-quorum: standalone server on {cfg.client_port_address}:{value}, data in "
+                    f"{cfg.data_dir}\n  connect: zkCli.sh -server {cfg.client_port_address}:{value}"
+                    f"  |  KazooClient('{cfg.client_port_address}:{value}')\n  stop: Ctrl-C",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
     async def main() -> None:
-        with trio.CancelScope() as root:
+        server = StandaloneServer(cfg, open_storage(cfg))
+        hard = trio.CancelScope()
 
-            async def watch_signals() -> None:
-                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for signum in signals:
-                        log.info("received %s, shutting down", signal.Signals(signum).name)
-                        root.cancel(reason=f"signal {signal.Signals(signum).name}")
-                        return
+        async def watch_signals() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    name = signal.Signals(signum).name
+                    if not server.stopping:
+                        log.info("received %s, shutting down", name)
+                        server.shutdown(f"{name} received")
+                    else:  # impatient: a second signal cancels everything now
+                        log.warning("received %s again, cancelling", name)
+                        hard.cancel(reason=f"{name} received twice")
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(watch_signals)
-                port = await nursery.start(serve_standalone, cfg)
-                if not args.config:
-                    print(
-                        f"trio-quorum: standalone server on {cfg.client_port_address}:{port}, data in "
-                        f"{cfg.data_dir}\n  connect: zkCli.sh -server {cfg.client_port_address}:{port}"
-                        f"  |  KazooClient('{cfg.client_port_address}:{port}')\n  stop: Ctrl-C",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_signals)
+            try:
+                with hard:
+                    await server.run(task_status=Announce())
+            finally:
+                nursery.cancel_scope.cancel(reason="server stopped")
 
     try:
         trio.run(main)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        log.error("cannot serve: %s", exc)
-        return 1
+    except BaseException as raised:  # trio's strict groups wrap what main raised
+        err = _single(raised)
+        if isinstance(err, KeyboardInterrupt):
+            pass
+        elif isinstance(err, ServerFailed):
+            print(f"trio-quorum: fatal: {err}", file=sys.stderr)
+            return EXIT_FAILED
+        elif isinstance(err, (ChildStartFailed, OSError)):
+            why = err.__cause__ if isinstance(err, ChildStartFailed) and err.__cause__ else err
+            log.error("cannot serve: %s", why)
+            print(f"trio-quorum: cannot serve: {why}", file=sys.stderr)
+            return EXIT_FAILED
+        else:
+            raise
     log.info("server stopped")
     return 0
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member groups, else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _tool(name: str, argv: list[str]) -> int:

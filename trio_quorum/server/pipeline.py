@@ -1,8 +1,9 @@
 """The standalone request pipeline: prep -> sync -> final, passing BATCHES.
 
-Each stage is a task that owns its part of the work and is linked to the next
-by a memory channel whose messages are whole batches (a trio channel message
-costs ~10 us, so never one message per request per stage):
+Each stage is an actor (``peer-N/pipeline/prep`` ...) under the ``pipeline``
+supervisor; it owns its part of the work and sends to the next stage's
+:class:`~actors.ActorRef`.  Every message is a whole batch (a trio channel
+message costs ~10 us, so never one message per request per stage):
 
 * **prep** (``Prep`` core, ``PrepRequestProcessor``): assigns zxids, turns
   writes into txns (failed writes into error txns), checks sessions, passes
@@ -19,20 +20,34 @@ costs ~10 us, so never one message per request per stage):
 Per-session FIFO holds because every request of every session flows through
 this single ordered pipeline.
 
+Supervision (decided here, documented in docs/server.md): the stages start
+final, sync, prep (a stage's downstream is running before it sends) so the
+supervisor's reverse stop order is prep, sync, final and a graceful stop
+DRAINS: each stage finishes what is in its inbox and hands it on before the
+next one is asked to stop.  The supervisor is one_for_all with intensity 0: a
+stage crash is never restarted in-process, because the crashed stage may
+have left its core half-updated (prep's outstanding changes, a batch
+appended to the log but not applied to the tree) and restarting it would
+serve from state nobody can vouch for; ZooKeeper likewise exits when a
+request processor thread dies.  The surviving stages are stopped (draining
+batches that were complete before the crash), the supervisor gives up, and
+the server escalates: it stops and exits non-zero.
+
 Invariants: nothing is replied before the sync that covers it returned; a
-storage failure stops the server (``StorageFailed`` propagates and cancels
-everything); the tree is written only by the final stage.
+storage failure stops the server; the tree is written only by the final stage.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
+
+from actors import ONE_FOR_ALL, ActorNotRunning, ActorRef, ChildSpec, Context, open_supervisor
 
 from ..consts import Err, KeeperError, KeeperState, OpCode
 from ..data import is_ttl_owner, ttl_of_owner
@@ -61,6 +76,9 @@ _ERROR = int(OpCode.error)
 _MULTI = int(OpCode.multi)
 #: Cap on how many requests the sync stage merges under one fsync.
 _MAX_GROUP = 1000
+#: Stage inboxes are unbounded in practice: ``submit`` is called from
+#: synchronous code and must never block; globalOutstandingLimit is the bound.
+_INBOX = sys.maxsize
 
 
 class Pipeline:
@@ -77,13 +95,17 @@ class Pipeline:
             extended_types=cfg.extended_types_enabled,
         )
         self.final = Final(self.tree, who_am_i=server.auth.who_am_i)
-        self._prep_send, self._prep_recv = trio.open_memory_channel[list[Request]](math.inf)
-        self._sync_send, self._sync_recv = trio.open_memory_channel[list[Request]](math.inf)
-        self._final_send, self._final_recv = trio.open_memory_channel[list[Request]](math.inf)
+        # A dead ref until the pipeline actor runs: submit raises ActorNotRunning.
+        self._prep_ref: ActorRef[list[Request]] = ActorRef("pipeline/prep")
 
     # ------------------------------------------------------------ facade
     def submit(self, batch: list[Request]) -> None:
-        self._prep_send.send_nowait(batch)
+        """Queue a batch for prep (never blocks).
+
+        Raises:
+          ActorNotRunning: the pipeline is not running (stopping or failed).
+        """
+        self._prep_ref.send_nowait(batch)
 
     def last_processed_zxid(self) -> int:
         return self.tree.last_processed_zxid
@@ -130,18 +152,39 @@ class Pipeline:
             log.info("restored %d znodes, %d sessions, last zxid 0x%x", self.tree.node_count(), len(sessions), last)
 
     # ------------------------------------------------------------ stages
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._prep_stage)
-            nursery.start_soon(self._sync_stage)
-            nursery.start_soon(self._final_stage)
-            task_status.started()
+    def stage_specs(self) -> list[ChildSpec]:
+        """The stages, in START order: final, sync, prep (see the module docstring)."""
+        return [
+            ChildSpec("final", self._final_stage, mailbox=_INBOX, shutdown=10.0),
+            ChildSpec("sync", self._sync_stage, mailbox=_INBOX, shutdown=10.0),
+            ChildSpec("prep", self._prep_stage, mailbox=_INBOX, shutdown=5.0),
+        ]
 
-    async def _prep_stage(self) -> None:
+    async def run(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """The ``pipeline`` actor: a one_for_all supervisor of the stages with intensity 0.
+
+        Raises:
+          actors.SupervisorGaveUp: a stage crashed (``__cause__``: the crash);
+            the server treats that as fatal.
+        """
+        async with open_supervisor(
+            ctx, strategy=ONE_FOR_ALL, children=self.stage_specs(), max_restarts=0
+        ) as sup:
+            self._prep_ref = sup.ref("prep")
+            task_status.started()
+            async for _ in inbox:  # ends when asked to stop; the block then drains the stages
+                pass
+
+    async def _prep_stage(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[list[Request]], *, task_status: trio.TaskStatus[None]
+    ) -> None:
         prep = self.prep
         prepare = prep.prepare
-        send = self._sync_send.send
-        async for batch in self._prep_recv:
+        send = ctx.supervisor.ref("sync").send
+        task_status.started()
+        async for batch in inbox:
             wall = int(time.time() * 1000)
             for req in batch:
                 if req.record.__class__ is _UnimplementedType:
@@ -155,20 +198,25 @@ class Pipeline:
                     continue
                 if r is not None:
                     req.hdr, req.txn = r
-            await send(batch)
+            try:
+                await send(batch)
+            except ActorNotRunning:
+                return _downstream_gone(ctx, len(batch))
 
-    async def _sync_stage(self) -> None:
+    async def _sync_stage(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[list[Request]], *, task_status: trio.TaskStatus[None]
+    ) -> None:
         storage = self.server.storage
         stats = self.server.stats
-        recv = self._sync_recv
-        send = self._final_send.send
-        while True:
-            batch = await recv.receive()
+        receive_nowait = inbox.receive_nowait  # type: ignore[attr-defined]
+        send = ctx.supervisor.ref("final").send
+        task_status.started()
+        async for batch in inbox:
             # Group commit: everything that piled up while the last fsync ran.
             while len(batch) < _MAX_GROUP:
                 try:
-                    batch = batch + recv.receive_nowait()
-                except trio.WouldBlock:
+                    batch = batch + receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
                     break
             writes = 0
             for req in batch:
@@ -180,24 +228,31 @@ class Pipeline:
                 await storage.sync()
                 stats.fsync_count += 1
                 stats.fsync_total_ms += (trio.current_time() - t0) * 1000
-            await send(batch)
+            try:
+                await send(batch)
+            except ActorNotRunning:
+                return _downstream_gone(ctx, len(batch))
 
-    async def _final_stage(self) -> None:
-        recv = self._final_recv
+    async def _final_stage(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[list[Request]], *, task_status: trio.TaskStatus[None]
+    ) -> None:
         server = self.server
-        while True:
-            batch = await recv.receive()
+        task_status.started()
+        async for batch in inbox:
             out: dict[ClientConnection, list[bytes]] = {}
             to_close: list[ClientConnection] = []
             applied = False
             for req in batch:
+                if req.hdr is not None:
+                    # No try here: a write that fails half-way leaves the tree
+                    # out of step with the log; this stage crashes and the
+                    # server escalates (see the module docstring).
+                    applied = True
+                    self._apply(req, out, to_close)
+                    continue
                 try:
-                    if req.hdr is not None:
-                        applied = True
-                        self._apply(req, out, to_close)
-                    else:
-                        self._read(req, out)
-                except Exception:  # a bug must not take the whole server down with it
+                    self._read(req, out)
+                except Exception:  # a read changes nothing: SYSTEMERROR for it, serve on
                     log.exception("internal error processing %s (type %s)", req.record, req.type)
                     if req.conn is not None:
                         out.setdefault(req.conn, []).append(
@@ -278,6 +333,12 @@ class Pipeline:
             for _w, etype, path in oc.events:
                 frames.append(encode_notification(etype, _SYNC_CONNECTED, path, -1))
         frames.append(encode_reply(req.xid, oc.zxid, oc.err, oc.body if not oc.err else None))
+
+
+def _downstream_gone(ctx: Context, n: int) -> None:
+    # Only happens while the pipeline supervisor is failing (a later stage
+    # crashed): this stage's batch cannot be completed, its clients get no reply.
+    log.warning("%s: next stage is gone, dropping a batch of %d requests", ctx.path, n)
 
 
 def conn_timeout(req: Request) -> int:

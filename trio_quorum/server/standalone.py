@@ -1,14 +1,17 @@
-"""The standalone server: client port, pipeline, session expirer, container checker.
+"""The standalone server: a supervision tree of actors built with ``actors/``.
 
-Supervision shape (one nursery per role, started in order, stopped in reverse)::
+The tree (paths as published in lifecycle events; N is ``myid``, 0 standalone)::
 
-    standalone
-      storage        restored first; closed (flush + fsync, shielded) last
-      pipeline       prep -> sync -> final (pipeline.py), linked by memory channels of BATCHES
-      session-expirer   sleeps until the next expiry bucket, submits closeSession
-      container-checker every znode.container.checkIntervalMs: deleteContainer / TTL deletes
-      purge-timer    autopurge.purgeInterval / snapRetainCount (durable storage only)
-      client-port    TCP listener; one ClientConnection actor per accepted socket
+    peer-N                  root, rest_for_one
+      storage               owns the Storage: restore before anything serves; aclose (flush +
+                            fsync, shielded, bounded) when stopped
+      pipeline              one_for_all, intensity 0 (pipeline.py)
+        final, sync, prep   started in that order, so stopped prep, sync, final (drains)
+      purge-timer           only with autopurge.purgeInterval > 0 and durable storage
+      session-expirer       sleeps until the next expiry bucket, submits closeSession
+      container-checker     every znode.container.checkIntervalMs: deleteContainer / TTL deletes
+      client-port           one_for_one: binds, accepts in its body, and runs one temporary
+        conn-K              child per accepted socket (ClientConnection, connection.py)
 
 Invariants:
 
@@ -18,14 +21,29 @@ Invariants:
 * The pipeline is the only writer of the tree; connections only read
   configuration and the tracker (create/revalidate/touch), exactly like
   ZooKeeper's ``processConnectRequest``.
-* Shutdown (cancel of the root scope): the listener stops first, the
-  connections are cancelled, then storage is closed with a bounded, shielded
-  flush + fsync.
+* ``storage`` and ``pipeline`` are VITAL: they hold state that cannot be
+  rebuilt in-process with certainty (the tree, the log position, prep's
+  outstanding changes).  They are temporary children (the supervisor never
+  restarts them) and any exit of theirs that was not a requested stop makes
+  the server fail: it stops the rest of the tree gracefully and
+  :meth:`StandaloneServer.run` raises :class:`ServerFailed` (the CLI exits 1).
+  The other children hold no state of their own and are permanent: the root
+  restarts them (with the children after them: rest_for_one) up to 3 times in
+  5 s, then gives up and the server fails the same way.
+* Shutdown (:meth:`StandaloneServer.shutdown`, e.g. on SIGTERM) stops the
+  root's children one by one in reverse start order with the given reason:
+  client-port first (listener closed, connections cancelled), the pipeline
+  drained, storage closed last.  A hard cancel of the enclosing scope cancels
+  every actor at once; storage still closes, shielded and bounded.
+* Lifecycle events go to one subscriber that logs them (debug; crashes and
+  give-ups at error) and watches the vital children.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import os
 import platform
 import socket
@@ -36,6 +54,23 @@ from typing import Any
 
 import trio
 
+from actors import (
+    ONE_FOR_ONE,
+    REST_FOR_ONE,
+    TEMPORARY,
+    ActorCrashed,
+    ActorGaveUp,
+    ActorNotRunning,
+    ActorStopped,
+    ActorTree,
+    ChildSpec,
+    ChildStartFailed,
+    Context,
+    LifecycleEvent,
+    Supervisor,
+    open_supervisor,
+)
+
 from ..auth import AuthRegistry
 from ..config import ServerConfig
 from ..persistence.api import Storage
@@ -44,7 +79,7 @@ from .connection import ClientConnection, Request
 from .fourlw import VERSION, run_command
 from .stats import ServerStats
 
-__all__ = ["StandaloneServer", "serve_standalone", "open_storage"]
+__all__ = ["ServerFailed", "StandaloneServer", "serve_standalone", "open_storage"]
 
 log = logging.getLogger("trio_quorum.server")
 
@@ -67,6 +102,23 @@ def open_storage(config: ServerConfig) -> Storage:
     )
 
 
+class ServerFailed(Exception):
+    """The server stopped because a vital actor failed; its state could not be trusted.
+
+    The message names the actor and why; the data directory holds everything
+    acknowledged (restart the server to recover from it).
+    """
+
+
+#: accept() errors that mean "out of resources, try again soon" (as trio's serve_listeners).
+_ACCEPT_CAPACITY_ERRORS = frozenset(
+    getattr(errno, name) for name in ("EMFILE", "ENFILE", "ENOMEM", "ENOBUFS") if hasattr(errno, name)
+)
+#: The vital children (see the module docstring).
+_VITAL = ("storage", "pipeline")
+_STORAGE_CLOSE_TIMEOUT = 10.0
+
+
 def _memstore_type() -> type:
     from ..persistence.memstore import MemStore
 
@@ -78,10 +130,14 @@ class StandaloneServer:
 
     mode = "standalone"
 
-    def __init__(self, config: ServerConfig, storage: Storage, *, clock: Any = None) -> None:
+    def __init__(self, config: ServerConfig, storage: Storage, *, tree: ActorTree | None = None) -> None:
         from .pipeline import Pipeline
 
         self.config = config
+        #: The root's name: the first component of every actor path.
+        self.name = f"peer-{config.my_id}"
+        #: The actor tree (subscribe to ``tree.events`` before :meth:`run` to see every event).
+        self.tree = tree if tree is not None else ActorTree()
         self.storage = storage
         self.stats = ServerStats()
         self.auth = AuthRegistry(config.super_digest)
@@ -104,6 +160,11 @@ class StandaloneServer:
         self._expirer_wakeup = trio.Event()
         self.throttle = trio.lowlevel.ParkingLot()
         self.port = 0
+        self._conn_seq = 0
+        self._stop_reason: str | None = None
+        self._stop_requested = trio.Event()
+        self._failure: str | None = None
+        self.root: Supervisor | None = None
 
     # ------------------------------------------------------------ clocks
     def now_ms(self) -> int:
@@ -115,9 +176,17 @@ class StandaloneServer:
 
     # ------------------------------------------------------------ used by connections
     def submit(self, batch: list[Request]) -> None:
-        """Hand a batch to the pipeline (never blocks; the pipeline is one ordered queue)."""
+        """Hand a batch to the pipeline (never blocks; the pipeline is one ordered queue).
+
+        When the pipeline is not running (the server is stopping or failed) the
+        batch is dropped: its connections are about to be closed.
+        """
+        try:
+            self.pipeline.submit(batch)
+        except ActorNotRunning:
+            log.debug("pipeline not running: dropped a batch of %d requests", len(batch))
+            return
         self.stats.outstanding += len(batch)
-        self.pipeline.submit(batch)
         if batch[0].type in (-10,):  # createSession: a new bucket may now be the earliest
             self._expirer_wakeup.set()
 
@@ -229,47 +298,175 @@ class StandaloneServer:
         except (OSError, ImportError):
             return -1, -1
 
-    # ------------------------------------------------------------ actors
-    async def _serve_client_port(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`shutdown` (or a failure) asked the tree to stop."""
+        return self._stop_reason is not None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the server failed, or None."""
+        return self._failure
+
+    def shutdown(self, reason: str) -> None:
+        """Stop gracefully: the root's children, in reverse start order, each told ``reason``.
+
+        Idempotent (the first reason wins); returns at once, :meth:`run` returns
+        when everything stopped.
+        """
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._stop_requested.set()
+
+    def fail(self, message: str) -> None:
+        """A vital actor failed: stop everything; :meth:`run` raises :class:`ServerFailed`."""
+        if self._failure is None and not self.stopping:
+            self._failure = message
+            log.error("fatal: %s; stopping the server rather than serve from uncertain state", message)
+            self.shutdown(f"fatal: {message}")
+
+    def child_specs(self) -> list[ChildSpec]:
+        """The root's children, in start order (see the module docstring)."""
         cfg = self.config
-        assert cfg.client_port is not None
-        # trio sets SO_REUSEADDR on listeners, so a SIGKILLed server rebinds at once.
-        listeners = await trio.open_tcp_listeners(cfg.client_port, host=cfg.client_port_address)
-        self.port = listeners[0].socket.getsockname()[1]
-        cfg.client_port = self.port  # clientPort=0: report the port really bound (conf, logs)
-        log.info("binding to port %s:%s", cfg.client_port_address, self.port)
+        specs = [
+            ChildSpec("storage", self._storage_actor, restart=TEMPORARY, mailbox=0,
+                      shutdown=_STORAGE_CLOSE_TIMEOUT + 5),
+            ChildSpec("pipeline", self._pipeline_actor, restart=TEMPORARY, mailbox=0, shutdown=math.inf),
+        ]
+        if cfg.purge_interval_hours > 0 and not isinstance(self.storage, _memstore_type()):
+            specs.append(ChildSpec("purge-timer", self._purge_timer, mailbox=0, shutdown=1.0))
+        specs += [
+            ChildSpec("session-expirer", self._session_expirer, mailbox=0, shutdown=1.0),
+            ChildSpec("container-checker", self._container_checker, mailbox=0, shutdown=1.0),
+            ChildSpec("client-port", self._client_port, mailbox=0, shutdown=10.0),
+        ]
+        return specs
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the tree until :meth:`shutdown` (or a cancel); ``task_status.started(port)`` once serving.
+
+        Raises:
+          ServerFailed: a vital actor failed, or the root gave up restarting a child.
+          actors.ChildStartFailed: a child could not start (e.g. the port is taken:
+            the ``OSError`` is its ``__cause__``).
+        """
+        events = self.tree.events.subscribe(max_buffer=100_000)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_events, events, name=f"{self.name}:events")
+                try:
+                    await self._run_root(task_status)
+                finally:
+                    nursery.cancel_scope.cancel(reason="server stopped")
+        finally:
+            events.close()
+            for event in events.drain():  # the root's own last events
+                self._on_event(event)
+            if events.dropped:
+                log.warning("%d lifecycle events were not logged (subscriber buffer full)", events.dropped)
+        if self._failure is not None:
+            raise ServerFailed(self._failure)
+
+    async def _run_root(self, task_status: trio.TaskStatus[int]) -> None:
+        from actors import SupervisorGaveUp
+
+        try:
+            async with open_supervisor(
+                self.name, tree=self.tree, strategy=REST_FOR_ONE, children=self.child_specs(),
+                max_restarts=3, max_seconds=5.0,
+            ) as root:
+                self.root = root
+                port: int = root.started_value("client-port")
+                log.info("serving standalone on %s:%d (dataDir %s)", self.config.client_port_address, port,
+                         self.config.data_dir)
+                task_status.started(port)
+                await self._stop_requested.wait()
+                reason = self._stop_reason or "stopped"
+                # Graceful, in reverse start order, each child told why.  (Leaving
+                # the block would do the same, but with a generic reason.)
+                for cid in reversed(root.child_ids()):
+                    try:
+                        await root.stop_child(cid, reason=reason)
+                    except KeyError:
+                        pass  # a temporary child already gone
+        except SupervisorGaveUp as exc:
+            if self._failure is None:
+                self._failure = f"{exc} (last crash: {exc.__cause__!r})"
+                log.error("fatal: %s", self._failure)
+
+    async def _watch_events(self, events: Any) -> None:
+        async for event in events:
+            self._on_event(event)
+
+    def _on_event(self, event: LifecycleEvent) -> None:
+        cls = event.__class__
+        if cls is ActorCrashed:
+            log.error("actor %s crashed: %r", event.path, event.exc,  # type: ignore[attr-defined]
+                      exc_info=event.exc)  # type: ignore[attr-defined]
+        elif cls is ActorGaveUp:
+            log.error("supervisor %s gave up after %d restarts: %r", event.path,
+                      event.restarts, event.cause)  # type: ignore[attr-defined]
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("%s", event)
+        if cls is ActorStopped and not self.stopping:
+            parent, _, cid = event.path.rpartition("/")
+            if parent == self.name and cid in _VITAL and trio.current_effective_deadline() != -math.inf:
+                # A vital child ended without being asked to (crash, injected
+                # cancel, or a bug that returned): its state is suspect.
+                self.fail(f"actor {event.path} stopped unexpectedly ({event.reason})")  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ actors
+    async def _storage_actor(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """Restore before anything serves; close (flush + fsync) when stopped, however it stops."""
+        try:
+            await self.pipeline.restore()
+            task_status.started()
+            await ctx.wait_stop_requested()
+        finally:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(_STORAGE_CLOSE_TIMEOUT) as cs:
+                    await self.storage.aclose()
+                if cs.cancelled_caught:
+                    log.error("storage did not close within %s s", _STORAGE_CLOSE_TIMEOUT)
+                else:
+                    log.info("storage closed")
+
+    async def _pipeline_actor(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        from actors import SupervisorGaveUp
+
+        try:
+            await self.pipeline.run(ctx, inbox, task_status=task_status)
+        except SupervisorGaveUp as exc:
+            # Escalate at once (the event watcher would too, one hop later).
+            self.fail(f"pipeline stage {exc.child} crashed: {exc.__cause__!r}")
+            raise
+
+    async def _purge_timer(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        from ..persistence.purge import run_purge_timer
+
+        cfg = self.config
         async with trio.open_nursery() as nursery:
-            self._serving = True
-            task_status.started(self.port)
-            try:
-                await trio.serve_listeners(self._handle_socket, listeners, handler_nursery=nursery)
-            finally:
-                self._serving = False
+            await nursery.start(run_purge_timer, cfg.data_dir, cfg.data_log_dir,
+                                cfg.snap_retain_count, cfg.purge_interval_hours)
+            task_status.started()
+            await _until_stop_requested(ctx, nursery)
 
-    async def _handle_socket(self, stream: trio.SocketStream) -> None:
-        try:
-            peer = stream.socket.getpeername()
-            remote = (str(peer[0]), int(peer[1]))
-        except OSError:
-            await stream.aclose()
-            return
-        limit = self.config.max_client_cnxns
-        ip = remote[0]
-        if limit and self._per_ip.get(ip, 0) >= limit:
-            log.warning("Too many connections from /%s - max is %d", ip, limit)
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await stream.aclose()
-            return
-        try:
-            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-        except OSError:
-            pass
-        conn = ClientConnection(self, stream, remote)
-        self._conns.add(conn)
-        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
-        await conn.run()
+    async def _session_expirer(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._expire_loop)
+            task_status.started()
+            await _until_stop_requested(ctx, nursery)
 
-    async def _session_expirer(self) -> None:
+    async def _expire_loop(self) -> None:
         """``SessionTrackerImpl.run``: sleep until the next bucket, expire it, submit closeSession."""
         tracker = self.tracker
         while True:
@@ -290,7 +487,15 @@ class StandaloneServer:
                     batch.append(Request(None, sid, 0, -11, None, now))
                 self.submit(batch)
 
-    async def _container_checker(self) -> None:
+    async def _container_checker(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._container_loop)
+            task_status.started()
+            await _until_stop_requested(ctx, nursery)
+
+    async def _container_loop(self) -> None:
         """``ContainerManager``: periodically delete empty containers and expired TTL nodes."""
         interval = self.config.container_check_interval_ms / 1000
         while True:
@@ -299,32 +504,97 @@ class StandaloneServer:
             if batch:
                 self.submit(batch)
 
-    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Restore storage, start the pipeline and the actors, report the bound port."""
+    async def _client_port(
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[int]
+    ) -> None:
+        """Bind, then accept until asked to stop; one temporary ``conn-K`` child per socket."""
+        cfg = self.config
+        assert cfg.client_port is not None
+        # trio sets SO_REUSEADDR on listeners, so a SIGKILLed server rebinds at once.
+        listeners = await trio.open_tcp_listeners(cfg.client_port, host=cfg.client_port_address)
         try:
-            await self.pipeline.restore()
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.pipeline.run)
-                if not isinstance(self.storage, _memstore_type()):
-                    from ..persistence.purge import run_purge_timer
-
-                    cfg = self.config
-                    await nursery.start(run_purge_timer, cfg.data_dir, cfg.data_log_dir,
-                                        cfg.snap_retain_count, cfg.purge_interval_hours)
-                nursery.start_soon(self._session_expirer)
-                nursery.start_soon(self._container_checker)
-                port = await nursery.start(self._serve_client_port)
-                log.info("serving standalone on %s:%d (dataDir %s)", self.config.client_port_address, port,
-                         self.config.data_dir)
-                task_status.started(port)
+            self.port = listeners[0].socket.getsockname()[1]
+            cfg.client_port = self.port  # clientPort=0: report the port really bound (conf, logs)
+            log.info("binding to port %s:%s", cfg.client_port_address, self.port)
+            async with open_supervisor(ctx, strategy=ONE_FOR_ONE) as sup:
+                self._serving = True
+                try:
+                    async with trio.open_nursery() as nursery:
+                        for listener in listeners:
+                            nursery.start_soon(self._accept_loop, listener, sup)
+                        task_status.started(self.port)
+                        await _until_stop_requested(ctx, nursery)
+                finally:
+                    self._serving = False
+                # Leaving the block stops every connection together (one shared grace).
         finally:
             with trio.CancelScope(shield=True):
-                with trio.move_on_after(10) as cs:
-                    await self.storage.aclose()
-                if cs.cancelled_caught:
-                    log.error("storage did not close within 10 s")
-                else:
-                    log.info("storage closed")
+                for listener in listeners:
+                    await listener.aclose()
+
+    async def _accept_loop(self, listener: trio.SocketListener, sup: Supervisor) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno in _ACCEPT_CAPACITY_ERRORS:
+                    log.error("accept failed (%s); sleeping 100 ms", exc)
+                    await trio.sleep(0.1)
+                    continue
+                raise
+            await self._start_connection(stream, sup)
+
+    async def _start_connection(self, stream: trio.SocketStream, sup: Supervisor) -> None:
+        try:
+            peer = stream.socket.getpeername()
+            remote = (str(peer[0]), int(peer[1]))
+        except OSError:
+            await stream.aclose()
+            return
+        limit = self.config.max_client_cnxns
+        ip = remote[0]
+        if limit and self._per_ip.get(ip, 0) >= limit:
+            log.warning("Too many connections from /%s - max is %d", ip, limit)
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await stream.aclose()
+            return
+        try:
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        except OSError:
+            pass
+        conn = ClientConnection(self, stream, remote)
+        self._conns.add(conn)
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        self._conn_seq += 1
+
+        async def connection(
+            ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[ClientConnection]
+        ) -> None:
+            task_status.started(conn)
+            await conn.run()
+
+        # Temporary: a crashed connection is closed (ClientConnection.run's
+        # finally) and forgotten; grace 0: a stop cancels it at once, dropping
+        # unsent replies, as ZooKeeper's shutdown closes its sockets.
+        try:
+            await sup.start_child(
+                ChildSpec(f"conn-{self._conn_seq}", connection, restart=TEMPORARY, shutdown=0.0, mailbox=0)
+            )
+        except BaseException as exc:
+            if not conn.closed:  # it never ran: undo the bookkeeping, close the socket
+                conn.closed = True
+                self.connection_closed(conn)
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    await stream.aclose()
+            if not isinstance(exc, ChildStartFailed):
+                raise
+            log.error("connection from %s:%s failed to start: %r", *remote, exc.__cause__)
+
+
+async def _until_stop_requested(ctx: Context, nursery: trio.Nursery) -> None:
+    """Park until the supervisor asks ``ctx`` to stop, then end ``nursery``'s work: a clean return."""
+    await ctx.wait_stop_requested()
+    nursery.cancel_scope.cancel(reason=f"{ctx.path} asked to stop")
 
 
 async def serve_standalone(
@@ -341,3 +611,4 @@ async def serve_standalone(
     """
     server = StandaloneServer(config, storage if storage is not None else open_storage(config))
     await server.run(task_status=task_status)
+
