@@ -37,7 +37,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from .consts import Err, OpCode
-from .data import ACL, STAT_STRUCT, Stat, read_acl, read_stat, write_acl
+from .data import ACL, OPEN_ACL_UNSAFE, STAT_STRUCT, Stat, read_acl, read_stat, write_acl
 from .jute import DEFAULT_MAX_BUFFER, JuteError, Reader, Writer
 
 __all__ = [
@@ -921,6 +921,39 @@ def _dec_set_data(b: _Buf, off: int, max_len: int) -> SetDataRequest:
     return _make_set_data(path, data, _int_at(b, off, end))  # type: ignore[no-any-return]
 
 
+_make_create = CreateRequest
+#: OPEN_ACL_UNSAFE as a one-element jute vector: what almost every create carries.
+_OPEN_ACL_WIRE = (
+    _pack_int(1) + _pack_int(31) + _pack_int(5) + b"world" + _pack_int(6) + b"anyone"
+)
+_OPEN_ACL_WIRE_LEN = len(_OPEN_ACL_WIRE)
+
+
+def _dec_create(b: _Buf, off: int, max_len: int) -> CreateRequest:
+    """create/create2/createContainer: a fast path for a non-empty path and the
+    OPEN_ACL_UNSAFE ACL (decoded to the shared ``OPEN_ACL_UNSAFE`` tuple); any
+    other shape goes through the checked reader, which raises the precise error."""
+    end = len(b)
+    if off + 4 < end:
+        n = _unpack_int(b, off)[0]
+        e = off + 4 + n
+        if 0 < n <= max_len and e + 4 <= end:
+            m = _unpack_int(b, e)[0]
+            f = e + 4
+            if m > 0:
+                f += m
+            if -1 <= m <= max_len and f + _OPEN_ACL_WIRE_LEN + 4 <= end:
+                a = f + _OPEN_ACL_WIRE_LEN
+                if b[f:a] == _OPEN_ACL_WIRE and max_len >= 6:  # "anyone" within the limit
+                    return _make_create(
+                        str(b[off + 4 : e], "utf-8"),
+                        bytes(b[e + 4 : f]) if m > 0 else b"",
+                        OPEN_ACL_UNSAFE,
+                        _unpack_int(b, a)[0],
+                    )
+    return _r_create(Reader(b, off, max_len=max_len))
+
+
 def _read_acls(r: Reader) -> tuple[ACL, ...]:
     return tuple(r.read_vector(read_acl))
 
@@ -1043,9 +1076,9 @@ def _with_reader(read: Callable[[Reader], Any]) -> _Decoder:
 
 
 _REQUEST_DECODERS: dict[int, _Decoder] = {  # int keys: lookups by plain int hit fast
-    OpCode.create: _with_reader(_r_create),
-    OpCode.create2: _with_reader(_r_create),
-    OpCode.createContainer: _with_reader(_r_create),
+    OpCode.create: _dec_create,
+    OpCode.create2: _dec_create,
+    OpCode.createContainer: _dec_create,
     OpCode.createTTL: _with_reader(_r_create_ttl),
     OpCode.delete: _path_int(DeleteRequest),
     OpCode.exists: _path_watch(ExistsRequest),
