@@ -73,6 +73,13 @@ _READ = int(Perm.READ)
 _ADMIN = int(Perm.ADMIN)
 _ERROR = int(OpCode.error)
 _GET_DATA = int(OpCode.getData)
+_MULTI = int(OpCode.multi)
+_SET_DATA = int(OpCode.setData)
+_CREATE = int(OpCode.create)
+_CREATE2_TYPES = frozenset({int(OpCode.create2), int(OpCode.createTTL), int(OpCode.createContainer)})
+_SET_ACL = int(OpCode.setACL)
+_CHECK = int(OpCode.check)
+_RECONFIG = int(OpCode.reconfig)
 _GET_EPHEMERALS = int(OpCode.getEphemerals)
 _NO_EVENTS: list[WatchEvent] = []  # shared, never mutated
 
@@ -164,24 +171,24 @@ class Final:
         if typ == _ERROR:
             err = rec.err if isinstance(rec, ErrorTxn) else rc.err
             return Outcome(err, None, zxid, rc.events, rc)
-        if typ == OpCode.multi:
+        if typ == _MULTI:
             return Outcome(_OK, _multi_response(rc), zxid, rc.events, rc)
         err = rc.err
         if err:
             return Outcome(err, None, zxid, rc.events, rc)
         body: Any = None
-        if typ == OpCode.setData:
+        if typ == _SET_DATA:
             body = SetDataResponse(rc.stat)  # type: ignore[arg-type]
-        elif typ == OpCode.create:
+        elif typ == _CREATE:
             body = CreateResponse(rc.path)  # type: ignore[arg-type]
-        elif typ in (OpCode.create2, OpCode.createTTL, OpCode.createContainer):
+        elif typ in _CREATE2_TYPES:
             body = Create2Response(rc.path, rc.stat)  # type: ignore[arg-type]
-        elif typ == OpCode.setACL:
+        elif typ == _SET_ACL:
             body = SetACLResponse(rc.stat)  # type: ignore[arg-type]
-        elif typ == OpCode.check:
+        elif typ == _CHECK:
             node = tree.nodes.get(rc.path) if rc.path is not None else None
             body = SetDataResponse(node.stat_bytes()) if node is not None else None
-        elif typ == OpCode.reconfig:
+        elif typ == _RECONFIG:
             node = tree.nodes.get(rc.path) if rc.path is not None else None
             if node is not None:
                 body = GetDataResponse(
