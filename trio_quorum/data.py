@@ -293,6 +293,11 @@ class AclCache:
             self._refs[ref] = 0
             self._next = max(self._next, ref)
 
+    def reserve_ids(self, upto: int) -> None:
+        """Never allocate an id <= ``upto`` (ids some node may still hold)."""
+        if upto > self._next:
+            self._next = upto
+
     def purge_unused(self) -> None:
         """Drop entries no node uses (after a snapshot load)."""
         for ref in [r for r, n in self._refs.items() if n <= 0]:
@@ -301,3 +306,6 @@ class AclCache:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def __contains__(self, ref: object) -> bool:
+        return ref == OPEN_UNSAFE_ACL_ID or ref in self._by_id

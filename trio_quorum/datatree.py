@@ -32,7 +32,7 @@ import re
 from collections.abc import Hashable, Iterable, Iterator
 
 from .consts import EPHEMERAL_CONTAINER, TTL_MASK, Err, EventType, OpCode
-from .data import ACL, READ_ACL_UNSAFE, AclCache, DataNode, ttl_owner
+from .data import ACL, OPEN_UNSAFE_ACL_ID, READ_ACL_UNSAFE, AclCache, DataNode, ttl_owner
 from .txn import (
     CheckVersionTxn,
     CloseSessionTxn,
@@ -499,6 +499,13 @@ class DataTree:
         kind, which only ever moves cversion/pzxid forwards to the txn's values.
         """
         path = rec.path
+        node = self.nodes.get(path)
+        if node is not None and node.acl != OPEN_UNSAFE_ACL_ID and node.acl not in self.acl_cache:
+            # The snapshot's ACL section was written before this node got a brand
+            # new ACL mid-walk, so its ACL id dangles; the create txn carries the
+            # ACL (later setACL txns are replayed after it), so re-intern it rather
+            # than leave the node readable by all.
+            node.acl = self.acl_cache.intern(rec.acl)
         i = path.rfind("/")
         parent = self.nodes.get(path[:i] or "/")
         if parent is None:
@@ -829,6 +836,10 @@ class DataTree:
         tree._data_size = size
         tree._setup_quota()
         cache.purge_unused()
+        # A fuzzy snapshot may hold nodes whose ACL id is missing from its ACL
+        # section (the ACL was new mid-walk); the log replay re-sets those.  Never
+        # hand such an id out again for another ACL before that happens.
+        cache.reserve_ids(max((n.acl for n in nodes.values()), default=0))
         return tree
 
     # ------------------------------------------------------------ comparison
