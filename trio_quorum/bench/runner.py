@@ -283,14 +283,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json",
         type=Path,
-        default=REPO / "docs" / "benchmarks.json",
-        help="where to write the JSON",
+        help="where to write the JSON (default docs/benchmarks.json; build/bench/quick.json with --quick)",
     )
     p.add_argument(
         "--markdown",
         type=Path,
-        default=REPO / "docs" / "benchmarks.md",
-        help="where to write the Markdown report",
+        help="where to write the Markdown (default docs/benchmarks.md; build/bench/quick.md with --quick)",
     )
     p.add_argument("--no-markdown", action="store_true", help="write the JSON only")
     p.add_argument(
@@ -310,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
         for sc in SCENARIOS:
             print(f"{sc.id:28} {sc.kind:11} {sc.title}{'  (--big)' if sc.needs_big else ''}")
         return 0
+    # A quick run must not overwrite the committed full results by accident.
+    out_dir, stem = (
+        (REPO / "build" / "bench", "quick") if args.quick else (REPO / "docs", "benchmarks")
+    )
+    if args.json is None:
+        args.json = out_dir / f"{stem}.json"
+    if args.markdown is None:
+        args.markdown = out_dir / f"{stem}.md"
     settings = Settings(big=args.big)
     if args.tick_time:
         settings = replace(settings, tick_time=args.tick_time, expiry_timeout_ms=3 * args.tick_time)
