@@ -1218,7 +1218,17 @@ def _fast_path_stat(xid: int, zxid: int, err: int, body: Any) -> bytes:
     return b"".join((_FRAME_REPLY_LEN.pack(88 + n, xid, zxid, err, n), p, _stat_bytes(body.stat)))
 
 
+def _fast_path(xid: int, zxid: int, err: int, body: Any) -> bytes:
+    path = body.path
+    if path is None:
+        return _FRAME_REPLY_LEN.pack(20, xid, zxid, err, -1)
+    p = path.encode()
+    n = len(p)
+    return _FRAME_REPLY_LEN.pack(20 + n, xid, zxid, err, n) + p
+
+
 _FAST_REPLIES: dict[type, Callable[[int, int, int, Any], bytes]] = {
+    CreateResponse: _fast_path,
     GetDataResponse: _fast_data_stat,
     ExistsResponse: _fast_stat,
     SetDataResponse: _fast_stat,
