@@ -1219,7 +1219,7 @@ def _fast_path_stat(xid: int, zxid: int, err: int, body: Any) -> bytes:
 
 
 def _fast_path(xid: int, zxid: int, err: int, body: Any) -> bytes:
-    path = body.path
+    path: str | None = body.path
     if path is None:
         return _FRAME_REPLY_LEN.pack(20, xid, zxid, err, -1)
     p = path.encode()
