@@ -174,8 +174,12 @@ class Pipeline:
         ) as sup:
             self._prep_ref = sup.ref("prep")
             task_status.started()
-            async for _ in inbox:  # ends when asked to stop; the block then drains the stages
+            async for _ in inbox:  # ends when asked to stop
                 pass
+            # Drain: prep, sync, final, one at a time, each told the server's reason.
+            reason = self.server.stop_reason or "pipeline stopping"
+            for cid in reversed(sup.child_ids()):
+                await sup.stop_child(cid, reason=reason)
 
     async def _prep_stage(
         self, ctx: Context, inbox: trio.abc.ReceiveChannel[list[Request]], *, task_status: trio.TaskStatus[None]

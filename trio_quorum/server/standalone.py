@@ -305,6 +305,11 @@ class StandaloneServer:
         return self._stop_reason is not None
 
     @property
+    def stop_reason(self) -> str | None:
+        """The reason given to :meth:`shutdown` (nested supervisors pass it on to their children)."""
+        return self._stop_reason
+
+    @property
     def failure(self) -> str | None:
         """Why the server failed, or None."""
         return self._failure
