@@ -296,10 +296,12 @@ class WatchManager:
         """checkWatches (``DataTree.containsWatcher``): is such a watch registered?"""
         d = self._data.get(path, {}).get(watcher, 0)
         c = self._child.get(path, {}).get(watcher, 0)
+        # ZooKeeper 3.8 looks the watcher up in the child or data table whatever
+        # its mode, so a persistent watch answers a Children or Data check too.
         if watcher_type == WatcherType.Children:
-            return bool(c & STANDARD)
+            return bool(c)
         if watcher_type == WatcherType.Data:
-            return bool(d & STANDARD)
+            return bool(d)
         if watcher_type == WatcherType.Any:
             return bool(d or c)
         if watcher_type == WatcherType.Persistent:
