@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Iterable, Iterator
+from operator import mul as _mul
 
 from .consts import EPHEMERAL_CONTAINER, TTL_MASK, Err, EventType, OpCode
 from .data import ACL, OPEN_UNSAFE_ACL_ID, READ_ACL_UNSAFE, AclCache, DataNode, ttl_owner
@@ -107,7 +108,7 @@ class ApplyResult:
 
     __slots__ = ("client_id", "cxid", "zxid", "type", "err", "path", "stat", "multi", "events")
 
-    def __init__(self, hdr: TxnHeader, typ: int) -> None:
+    def __init__(self, hdr: TxnHeader, typ: int, events: list[WatchEvent] | None = None) -> None:
         self.client_id = hdr.client_id
         self.cxid = hdr.cxid
         self.zxid = hdr.zxid
@@ -116,7 +117,7 @@ class ApplyResult:
         self.path: str | None = None
         self.stat: bytes | None = None
         self.multi: list[ApplyResult] | None = None
-        self.events: list[WatchEvent] = []
+        self.events: list[WatchEvent] = [] if events is None else events
 
     def __repr__(self) -> str:
         return (
@@ -168,8 +169,29 @@ def format_stats_track(stats: dict[str, int]) -> str:
     return s
 
 
+_M32 = 0xFFFFFFFF
+#: _POW31[n] = (31**(n-1), ..., 31, 1) mod 2**32: the weights of an n-char string.
+_POW31: dict[int, tuple[int, ...]] = {}
+
+
+def _pow31(n: int) -> tuple[int, ...]:
+    w = _POW31.get(n)
+    if w is None:
+        w = tuple(pow(31, n - 1 - i, 1 << 32) for i in range(n))
+        if n <= 512:
+            _POW31[n] = w
+    return w
+
+
 def java_string_hash(s: str) -> int:
-    """Java's ``String.hashCode`` as an unsigned 32-bit int (UTF-16 code units)."""
+    """Java's ``String.hashCode`` as an unsigned 32-bit int (UTF-16 code units).
+
+    ASCII names (nearly all) take a C-speed weighted sum; snapshots hash every
+    child name of the tree, so this is on the snapshot's hot path.
+    """
+    if s.isascii():
+        h: int = sum(map(_mul, s.encode(), _pow31(len(s))))
+        return h & _M32
     h = 0
     for ch in s:
         o = ord(ch)
@@ -194,13 +216,9 @@ def _java_hashset_order(names: Iterable[str]) -> list[str]:
     while n > cap * 3 // 4:
         cap *= 2
     mask = cap - 1
-
-    def key(name: str) -> tuple[int, str]:
-        h = java_string_hash(name)
-        return ((h ^ (h >> 16)) & mask, name)
-
-    lst.sort(key=key)
-    return lst
+    keyed = [((h ^ (h >> 16)) & mask, name) for name, h in zip(lst, map(java_string_hash, lst), strict=True)]
+    keyed.sort()
+    return [name for _, name in keyed]
 
 
 # ---------------------------------------------------------------- the tree
@@ -308,8 +326,18 @@ class DataTree:
         ``rec`` may be ``None`` for a closeSession without a body.
         """
         events: list[WatchEvent] = []
-        rc = self._process(hdr, hdr.type, rec, events)
-        rc.events = events
+        typ = hdr.type
+        if typ == _T_setData and type(rec) is SetDataTxn:
+            # The hot write, without _process's dispatch.
+            rc = ApplyResult(hdr, typ, events)
+            rc.path = path = rec.path
+            try:
+                rc.stat = self._set_data(path, rec.data, rec.version, hdr.zxid, hdr.time, events)
+            except _TxnFailed as e:
+                rc.err = e.err
+        else:
+            rc = self._process(hdr, typ, rec, events)
+            rc.events = events
         if hdr.zxid > self.last_processed_zxid:
             self.last_processed_zxid = hdr.zxid
         return rc

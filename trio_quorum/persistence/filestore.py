@@ -483,7 +483,11 @@ class FileStore:
         log.info("Snapshotting: %#x to %s", zxid, path)
 
         def nodes() -> Any:
-            for p, node in tree.snapshot_nodes():
+            # Set order, not Java HashSet order: readers (ZooKeeper's included) only
+            # need parents before children, and ordering a node's children the Java
+            # way hashes every name in Python at once (~0.3 s of event loop for a
+            # node with 100k children, at every snapshot).
+            for p, node in tree.snapshot_nodes(java_order=False):
                 if node.acl != -1 and node.acl not in known:
                     raise _AclMissing(f"{p} uses ACL id {node.acl}")
                 yield p, node
