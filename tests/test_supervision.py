@@ -322,6 +322,21 @@ async def test_stage_crash_escalates(tmp_path: Path, stage: str) -> None:
     assert any(getattr(rec, "path", None) == "/before" for _hdr, rec in store.durable)
 
 
+async def test_storage_actor_crash_is_fatal(tmp_path: Path) -> None:
+    store = RecordingStore()
+    async with running(tmp_path, store) as r:
+        a = await r.session()
+        inject_crash(r.server.tree, f"{ROOT}/storage", RuntimeError("injected storage crash"))
+        await r.wait_done()
+        with trio.fail_after(BOUND):
+            await a.wait_closed()
+    assert isinstance(r.error, ServerFailed)
+    assert f"{ROOT}/storage" in str(r.error) and "injected storage crash" in str(r.error)
+    assert not r.rec.of_type(actors.ActorRestarted)
+    assert store.closed and store.alive_at_close is not None
+    assert sorted(r.rec.paths(ActorStopped)) == sorted(r.rec.paths(ActorStarting))
+
+
 async def test_fsync_failure_is_fatal_and_the_write_is_not_acknowledged(tmp_path: Path) -> None:
     store = RecordingStore()
     async with running(tmp_path, store) as r:
