@@ -343,6 +343,10 @@ class Prep:
             KeeperError: only for a non-write op: its session check failed, or
                 the opcode is unknown (UNIMPLEMENTED; no zxid is consumed).
         """
+        if op in _READ_OPS:  # reads first: they make no txn, only the session check
+            if self.sessions is not None:
+                self.sessions.check_session(session_id, owner)
+            return None
         handler = self._ops.get(op)
         if handler is not None:
             zxid = self.last_zxid + 1
@@ -375,12 +379,8 @@ class Prep:
             zxid = self.last_zxid = self.last_zxid + 1
             code = Err.UNIMPLEMENTED if self.reconfig_enabled else Err.RECONFIGDISABLED
             return TxnHeader(session_id, cxid, zxid, now, ERROR_TYPE), ErrorTxn(int(code))
-        if op not in _READ_OPS:
-            # ZooKeeper answers unknown types before prep (UnimplementedRequestProcessor).
-            raise KeeperError(Err.UNIMPLEMENTED)
-        if self.sessions is not None:
-            self.sessions.check_session(session_id, owner)
-        return None
+        # ZooKeeper answers unknown types before prep (UnimplementedRequestProcessor).
+        raise KeeperError(Err.UNIMPLEMENTED)
 
     def released(self, zxid: int) -> int:
         """The tree has applied every txn up to ``zxid``: drop their records.
@@ -823,8 +823,10 @@ class Prep:
 
 
 #: Ops that are not transactions: prep checks the session and returns None.
+#: (Plain ints: the membership test is the first thing every read meets.)
 _READ_OPS = frozenset(
-    {
+    int(o)
+    for o in {
         OpCode.sync,
         OpCode.exists,
         OpCode.getData,
