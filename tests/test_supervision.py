@@ -416,3 +416,20 @@ def test_cli_exits_1_when_the_port_is_taken(tmp_path: Path) -> None:
         )
     assert r.returncode == 1
     assert "cannot serve" in r.stderr and "ddress already in use" in r.stderr
+
+
+async def test_client_reset_is_a_clean_stop_not_a_crash(tmp_path: Path) -> None:
+    import socket
+
+    async with running(tmp_path) as r:
+        a = await r.session()
+        path = r.conn_path(a.session_id)
+        # Unread replies + SO_LINGER 0: the server's socket sees ECONNRESET.
+        await a.stream.send_all(encode_request(1, 4, GetDataRequest("/", False)) * 50)
+        a.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        r.sessions.remove(a)
+        await a.aclose()
+        with trio.fail_after(BOUND):
+            stopped = await r.rec.wait_for(lambda e: isinstance(e, ActorStopped) and e.path == path)
+        assert isinstance(stopped, ActorStopped) and stopped.reason == "returned"
+        assert not r.rec.of_type(ActorCrashed)

@@ -179,8 +179,11 @@ class ClientConnection:
                     finally:
                         self.closing = True
                         self._lot.unpark_all()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-            pass
+        except BaseException as exc:
+            # The peer went away (reset, closed): a normal end, not a crash.  Trio
+            # wraps it in a group when it came out of the reader/writer nursery.
+            if not _is_disconnect(exc):
+                raise
         finally:
             self.closed = True
             self.server.connection_closed(self)
@@ -380,6 +383,16 @@ class ClientConnection:
 
     def __repr__(self) -> str:
         return f"<ClientConnection /{self.remote[0]}:{self.remote[1]} session 0x{self.session_id & 0xFFFFFFFFFFFFFFFF:x}>"
+
+
+_DISCONNECTS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """True when ``exc`` (or every leaf of the group it is) says the socket is gone."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(_DISCONNECTS)[1] is None
+    return isinstance(exc, _DISCONNECTS)
 
 
 class _UnimplementedType:
