@@ -364,7 +364,7 @@ class ClientConnection:
         server = self.server
         try:
             pkt = decode_request(OpCode.auth, payload, max_len=max_len, offset=8)
-            ids = server.auth.authenticate(pkt.scheme, pkt.auth, self.remote[0])  # type: ignore[union-attr]
+            ids = server.auth.authenticate(pkt.scheme, pkt.auth, self.remote[0])
         except ProtocolError as exc:
             log.warning("closing connection from %s:%s: bad auth packet: %s", self.remote[0], self.remote[1], exc)
             return False

@@ -265,8 +265,8 @@ class Pipeline:
             now = server.now_ms()
             st = server.stats
             st.outstanding -= len(batch)
-            for conn, frames in out.items():
-                conn.deliver(frames)
+            for target, frames in out.items():
+                target.deliver(frames)
             for req in batch:
                 conn = req.conn
                 if conn is not None:
@@ -347,4 +347,5 @@ def _downstream_gone(ctx: Context, n: int) -> None:
 
 def conn_timeout(req: Request) -> int:
     """The negotiated timeout a createSession request carries as its record."""
-    return int(req.record)  # type: ignore[call-overload]
+    timeout: int = req.record  # type: ignore[assignment]
+    return timeout
