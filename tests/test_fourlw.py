@@ -37,6 +37,7 @@ class View:
     def session_buckets(self): return {4000: [0x100000A38C20000]}
     def session_count(self): return 1
     def watches_by_session(self): return {0x100000A38C20000: ["/a", "/b"]}
+    def watch_count(self): return 2
     def dir_sizes(self): return (457, 457)
     def environment(self): return [("zookeeper.version", "3.8.0-x"), ("host.name", "localhost")]
     def now_ms(self): return 0

@@ -116,6 +116,9 @@ class Pipeline:
     def approximate_data_size(self) -> int:
         return self.tree.approximate_data_size()
 
+    def watch_count(self) -> int:
+        return self.tree.watch_count()
+
     def ephemerals(self) -> Mapping[int, Iterable[str]]:
         return {sid: set(p) for sid, p in self.tree.ephemerals.items() if p}
 

@@ -240,6 +240,9 @@ class StandaloneServer:
     def approximate_data_size(self) -> int:
         return self.pipeline.approximate_data_size()
 
+    def watch_count(self) -> int:
+        return self.pipeline.watch_count()
+
     def ephemerals(self) -> Mapping[int, Iterable[str]]:
         return self.pipeline.ephemerals()
 
