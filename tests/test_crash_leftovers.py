@@ -3,14 +3,13 @@
 The crash test (``test_crash.py``) kills the server while fuzzy snapshots are
 being written; each such kill leaves ``version-2/snapshot.<zxid>.tmp`` (the
 half-written temp file ``FileStore._snapshot_task`` renames on success).
-Recovery correctly ignores it, but nothing ever deletes it: not the restart,
-not purge.  Each one can be as large as a whole snapshot, so a server that is
-killed mid-snapshot now and then leaks disk without bound.  (ZooKeeper writes
-no temp snapshot files, so it has no such leftovers.)
+Recovery ignores it, and restore deletes it (before anything could be
+writing a new one), so a server killed mid-snapshot now and then does not leak
+disk.  (ZooKeeper writes no temp snapshot files, so it has no such leftovers.)
 
 The scenario is built directly, the way the kill leaves it: a real dataDir
 written by the server, plus the first half of a real snapshot under the temp
-name.  Marked xfail (strict) until restore or purge removes stale temp files.
+name.
 """
 
 from __future__ import annotations
@@ -28,11 +27,6 @@ from tests.support.server import REPO, ServerProcess, write_cfg
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: stale snapshot.<zxid>.tmp files from a kill mid-snapshot are never removed "
-    "(trio_quorum/persistence/filestore.py _snapshot_task; neither restore nor purge deletes them)",
-)
 def test_restart_and_purge_remove_stale_snapshot_temp_files(tmp_path: Path) -> None:
     data = tmp_path / "data"
     cfg = write_cfg(tmp_path, data_dir=data, extra="snapCount=20\n")

@@ -404,6 +404,13 @@ class FileStore:
     def _restore_sync(self, tree: DataTree, sessions: dict[int, int]) -> int:
         os.makedirs(self.snap_dir, exist_ok=True)
         os.makedirs(self.log_dir, exist_ok=True)
+        # A crash mid-snapshot leaves its temp file; nothing reads it and no
+        # snapshot is being written before we serve, so it is safe to drop here
+        # (purge could not: it runs beside live snapshots).
+        for name in os.listdir(self.snap_dir):
+            if name.startswith("snapshot.") and name.endswith(".tmp"):
+                log.info("Removing %s, left by an interrupted snapshot", name)
+                os.unlink(os.path.join(self.snap_dir, name))
         found = load_newest_snapshot(self.snap_dir)
         if found is None:
             if list_logs(self.log_dir):
