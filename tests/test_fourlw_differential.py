@@ -69,9 +69,9 @@ def test_srvr_and_stat(outputs: Any) -> None:
         assert re.fullmatch(r"\d+/\d+(\.\d+)?/\d+", o["Latency min/avg/max"])
         assert o["Zookeeper version"].startswith("3.8.0-")
     # one client line per connection, in ZooKeeper's format
-    clients = [l for l in ours["stat"].splitlines() if l.startswith(" /")]
+    clients = [line for line in ours["stat"].splitlines() if line.startswith(" /")]
     assert len(clients) == 2
-    assert all(re.fullmatch(r" /127\.0\.0\.1:\d+\[\d\]\(queued=\d+,recved=\d+,sent=\d+\)", l) for l in clients)
+    assert all(re.fullmatch(r" /127\.0\.0\.1:\d+\[\d\]\(queued=\d+,recved=\d+,sent=\d+\)", line) for line in clients)
 
 
 def test_mntr_keys_and_values(outputs: Any) -> None:
@@ -109,9 +109,9 @@ def test_watch_and_connection_listings(outputs: Any) -> None:
         r"(,sid=0x[0-9a-f]+,lop=\w+,est=\d+,to=\d+,lcxid=0x[0-9a-f]+,lzxid=0x[0-9a-f]+,"
         r"lresp=\d+,llat=\d+,minlat=\d+,avglat=\d+,maxlat=\d+)?\)"
     )
-    lines = [l for l in ours["cons"].splitlines() if l.strip()]
-    assert len(lines) == len([l for l in ref["cons"].splitlines() if l.strip()])
-    assert all(cons.fullmatch(l) for l in lines), lines
+    lines = [line for line in ours["cons"].splitlines() if line.strip()]
+    assert len(lines) == len([line for line in ref["cons"].splitlines() if line.strip()])
+    assert all(cons.fullmatch(line) for line in lines), lines
 
 
 def test_conf_dirs_envi_dump(outputs: Any) -> None:
@@ -119,6 +119,6 @@ def test_conf_dirs_envi_dump(outputs: Any) -> None:
     assert list(_pairs(ours["conf"], "=")) == list(_pairs(ref["conf"], "="))
     assert list(_pairs(ours["dirs"], ": ")) == list(_pairs(ref["dirs"], ": "))
     assert ours["envi"].startswith("Environment:\nzookeeper.version=3.8.0-")
-    ref_dump = [re.sub(r"0x[0-9a-f]+|\d+|at .*:", "N", l) for l in ref["dump"].splitlines()]
-    our_dump = [re.sub(r"0x[0-9a-f]+|\d+|at .*:", "N", l) for l in ours["dump"].splitlines()]
+    ref_dump = [re.sub(r"0x[0-9a-f]+|\d+|at .*:", "N", line) for line in ref["dump"].splitlines()]
+    our_dump = [re.sub(r"0x[0-9a-f]+|\d+|at .*:", "N", line) for line in ours["dump"].splitlines()]
     assert our_dump[:8] == ref_dump[:8]  # session buckets and ephemerals

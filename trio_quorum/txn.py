@@ -44,7 +44,7 @@ __sans_io__ = True
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from .consts import OpCode
 from .data import ACL, read_acl, write_acl
@@ -231,19 +231,19 @@ class TxnDigest:
         w.write_long(self.tree_digest)
 
 
-TxnRecord = Union[
-    CreateTxn,
-    CreateContainerTxn,
-    CreateTTLTxn,
-    DeleteTxn,
-    SetDataTxn,
-    SetACLTxn,
-    CheckVersionTxn,
-    CreateSessionTxn,
-    CloseSessionTxn,
-    ErrorTxn,
-    MultiTxn,
-]
+TxnRecord = (
+    CreateTxn
+    | CreateContainerTxn
+    | CreateTTLTxn
+    | DeleteTxn
+    | SetDataTxn
+    | SetACLTxn
+    | CheckVersionTxn
+    | CreateSessionTxn
+    | CloseSessionTxn
+    | ErrorTxn
+    | MultiTxn
+)
 
 
 def _acl_tuple(r: Reader) -> tuple[ACL, ...]:
