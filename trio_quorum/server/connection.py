@@ -17,6 +17,29 @@ Invariants:
 * Watch notifications and replies for one connection go through the same
   out-buffer in the order the final stage produced them, so a notification is
   always ahead of any later reply.
+* Read fast path: when the connection has nothing in the pipeline
+  (``outstanding == 0``; the connection it took the session over from, if
+  any, drained too), the reads of a socket read (getData, exists,
+  getChildren(2), getACL, getAllChildrenNumber, ping) are answered right
+  here, up to the first request that must go through the pipeline; from then
+  on everything of that read goes to the pipeline.  Why ZooKeeper's
+  guarantees still hold:
+
+  - per-session FIFO: every earlier request of the session has been
+    answered, and later ones of the same read queue behind the first one that
+    went to the pipeline;
+  - a watch event before any later read's reply: the final stage queues events
+    on this connection's out-buffer synchronously, in the same step that
+    applies the write, so any event owed for a write visible in the tree is
+    already ahead of the reply appended now;
+  - no read sees an unsynced write: the tree only holds applied txns, applied
+    after their fsync;
+  - single owner of the tree: Trio runs one task at a time and the fast path
+    contains no ``await``, so it never observes the final stage half-way
+    through a batch; the session check is ``Prep.prepare``'s, the answer is the
+    final stage's (``Pipeline.answer_read``), so the bytes are the same;
+  - a tree a crashed final stage may have half-updated is never read
+    (``Pipeline.tree_trusted``).
 * A framing or decode error closes THIS connection only, with a log line; the
   session stays alive until it expires or the client reconnects.
 * Closing a connection removes its watches and its per-IP count; it never
@@ -54,6 +77,13 @@ _READ_SIZE = 65536
 #: Stop reading from a client whose unsent replies exceed this (it is not reading).
 _OUT_HIGH_WATER = 4 * 1024 * 1024
 _ZERO_PASSWD = bytes(16)
+#: Reads answered by the fast path: no txn, no events owed, one reply frame.
+#: (setWatches*, addWatch, removeWatches, checkWatches, sync, multiRead, whoAmI
+#: and getEphemerals keep going through the pipeline.)
+_FAST_READS = frozenset(
+    int(o) for o in (OpCode.getData, OpCode.exists, OpCode.getChildren, OpCode.getChildren2,
+                     OpCode.getACL, OpCode.getAllChildrenNumber, OpCode.ping)
+)
 
 
 class Request:
@@ -111,6 +141,8 @@ class ClientConnection:
         self.closing = False
         self.closed = False
         self._cancel = trio.CancelScope()
+        #: The connection this one took the session over from (read fast path).
+        self._predecessor: ClientConnection | None = None
 
     # ------------------------------------------------------------ used by the pipeline
     @property
@@ -259,7 +291,6 @@ class ClientConnection:
             if self.closing:
                 return False
         now = server.now_ms()
-        batch: list[Request] = []
         sid = self.session_id
         stats = self.stats
         n = len(frames) - i
@@ -269,6 +300,21 @@ class ClientConnection:
             server.tracker.touch(sid, now)
         stats.packets_received += n
         server.stats.packets_received += n
+        # Read fast path (see the module docstring): while nothing of this
+        # session is in the pipeline, reads are answered here, now.  Decided
+        # once per socket read and switched off by the first request that
+        # goes to the pipeline, so replies stay in request order.
+        fast = self.outstanding == 0 and self._predecessors_drained() and server.pipeline.tree_trusted
+        replies: list[bytes] = []
+        try:
+            return self._handle_requests(frames, i, server, max_len, now, sid, fast, replies)
+        finally:
+            if replies:
+                self.deliver(replies)
+
+    def _handle_requests(self, frames: list[Any], i: int, server: StandaloneServer, max_len: int,
+                         now: int, sid: int, fast: bool, replies: list[bytes]) -> bool:
+        batch: list[Request] = []
         for k in range(i, len(frames)):
             payload = frames[k]
             if isinstance(payload, FourLetterWord):  # pragma: no cover - framing never yields these later
@@ -285,6 +331,9 @@ class ClientConnection:
             if xid == Xid.AUTH and op == OpCode.auth:
                 self._flush_batch(batch)
                 batch = []
+                if replies:  # ahead of the auth reply
+                    self.deliver(replies)
+                    replies.clear()
                 if not self._auth(payload, max_len):
                     return False
                 continue
@@ -301,8 +350,40 @@ class ClientConnection:
                 )
                 self._flush_batch(batch)
                 return False
+            if fast:
+                if op in _FAST_READS:
+                    self._answer_now(Request(self, sid, xid, op, rec, now, self.auth_ids), server, replies)
+                    continue
+                fast = False
             batch.append(Request(self, sid, xid, op, rec, now, self.auth_ids))
         self._flush_batch(batch)
+        return True
+
+    def _answer_now(self, req: Request, server: StandaloneServer, replies: list[bytes]) -> None:
+        """The read fast path: what prep and final would do for ``req``, without the hops."""
+        pipeline = server.pipeline
+        try:
+            # Reads make no txn: this is only the session check (expired, moved).
+            pipeline.prep.prepare(req.session_id, req.xid, req.type, req.record, req.auth_ids, 0, owner=self)
+        except KeeperError as exc:
+            req.err = exc.code
+        try:
+            pipeline.answer_read(req, replies)
+        except Exception:  # a read changes nothing: SYSTEMERROR for it, serve on (as final does)
+            log.exception("internal error processing %s (type %s)", req.record, req.type)
+            replies.append(encode_reply(req.xid, pipeline.tree.last_processed_zxid, Err.SYSTEMERROR))
+        # Latency is 0 ms by construction (the request arrived at ``now``).
+        server.stats.update_latency(0)
+        self.stats.update_for_response(req.xid, pipeline.tree.last_processed_zxid, req.type, req.start, req.start)
+
+    def _predecessors_drained(self) -> bool:
+        """True when no earlier connection of this session still has requests in the pipeline."""
+        p = self._predecessor
+        while p is not None:
+            if p.outstanding:
+                return False
+            p = p._predecessor
+        self._predecessor = None
         return True
 
     def _flush_batch(self, batch: list[Request]) -> None:
@@ -348,6 +429,9 @@ class ClientConnection:
             sid = req.session_id
             ok = server.tracker.revalidate(sid, req.passwd, server.now_ms(), owner=self)
             if ok:
+                # The old connection's requests may still be in the pipeline;
+                # this one's reads must not overtake them (fast path).
+                self._predecessor = server.connection_for(sid)
                 server.close_other_connections(sid, self)
                 timeout = server.tracker.timeout_of(sid) or timeout
                 log.info("revalidated session 0x%x for /%s:%s", sid & 0xFFFFFFFFFFFFFFFF, *self.remote)

@@ -95,6 +95,10 @@ class Pipeline:
             extended_types=cfg.extended_types_enabled,
         )
         self.final = Final(self.tree, who_am_i=server.auth.who_am_i)
+        #: False once the final stage stopped abnormally: the tree may hold a
+        #: half-applied write, so connections must not answer reads from it
+        #: (their fast path checks this; the pipeline itself is gone).
+        self.tree_trusted = True
         # A dead ref until the pipeline actor runs: submit raises ActorNotRunning.
         self._prep_ref: ActorRef[list[Request]] = ActorRef("pipeline/prep")
 
@@ -243,8 +247,15 @@ class Pipeline:
     async def _final_stage(
         self, ctx: Context, inbox: trio.abc.ReceiveChannel[list[Request]], *, task_status: trio.TaskStatus[None]
     ) -> None:
-        server = self.server
         task_status.started()
+        try:
+            await self._final_loop(inbox)
+        except BaseException:
+            self.tree_trusted = False
+            raise
+
+    async def _final_loop(self, inbox: trio.abc.ReceiveChannel[list[Request]]) -> None:
+        server = self.server
         async for batch in inbox:
             out: dict[ClientConnection, list[bytes]] = {}
             to_close: list[ClientConnection] = []
@@ -326,7 +337,14 @@ class Pipeline:
         conn = req.conn
         if conn is None:
             return
-        frames = out.setdefault(conn, [])
+        self.answer_read(req, out.setdefault(conn, []))
+
+    def answer_read(self, req: Request, frames: list[bytes]) -> None:
+        """Append the frames answering read ``req`` (prepped: ``req.err`` set or 0) to ``frames``.
+
+        Used by the final stage and by a connection's read fast path
+        (connection.py): synchronous, so the tree cannot change under it.
+        """
         zxid = self.tree.last_processed_zxid
         if req.err:
             frames.append(encode_reply(req.xid, zxid, req.err))
@@ -335,7 +353,7 @@ class Pipeline:
         if typ == _PING:
             frames.append(encode_reply(-2, zxid, 0))
             return
-        oc = self.final.read(typ, req.record, req.session_id, req.auth_ids, conn)
+        oc = self.final.read(typ, req.record, req.session_id, req.auth_ids, req.conn)
         if oc.events:  # setWatches: events owed to this connection, ahead of its reply
             for _w, etype, path in oc.events:
                 frames.append(encode_notification(etype, _SYNC_CONNECTED, path, -1))
