@@ -136,3 +136,18 @@ async def test_session_check_uses_the_owner(tmp_path: Path) -> None:
             assert await s.create("/x") == 0
             r.server.tracker.set_owner(s.session_id, object())  # served elsewhere now
             assert await s.get("/x") == Err.SESSIONMOVED
+
+
+async def test_read_behind_unknown_opcode_keeps_order(tmp_path: Path) -> None:
+    # An UNIMPLEMENTED answer goes through the pipeline, so a read after it in
+    # the same socket read must not overtake it.
+    async with running(tmp_path) as r:
+        s = await r.session()
+        with trio.fail_after(BOUND):
+            assert await s.create("/x") == 0
+            await s.stream.send_all(
+                struct.pack(">iii", 8, 700, 999) + encode_request(701, 4, GetDataRequest("/x", False))
+            )
+            first, second = await s.frame(), await s.frame()
+            assert _hdr(first)[0] == 700 and _hdr(first)[2] == Err.UNIMPLEMENTED
+            assert _hdr(second)[0] == 701 and _hdr(second)[2] == 0
