@@ -20,10 +20,14 @@ import struct
 from pathlib import Path
 
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_quorum.consts import Err
 from trio_quorum.proto import GetDataRequest, SetDataRequest, encode_request
-from trio_quorum.server.connection import ClientConnection
+from trio_quorum.server.connection import ClientConnection, Request
+from trio_quorum.server.pipeline import _account
+from trio_quorum.server.stats import ConnStats, ServerStats
 
 from .test_supervision import BOUND, running
 
@@ -151,3 +155,34 @@ async def test_read_behind_unknown_opcode_keeps_order(tmp_path: Path) -> None:
             first, second = await s.frame(), await s.frame()
             assert _hdr(first)[0] == 700 and _hdr(first)[2] == Err.UNIMPLEMENTED
             assert _hdr(second)[0] == 701 and _hdr(second)[2] == 0
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3), st.sampled_from([-2, 1, 2, 3]),
+                          st.sampled_from([4, 5, 11, 1])), max_size=30))
+def test_batch_accounting_equals_per_request(reqs: list[tuple[int, int, int, int]]) -> None:
+    # pipeline._account groups runs; the figures must be those of one update per request.
+    conns_a = [object.__new__(ClientConnection) for _ in range(3)]
+    conns_b = [object.__new__(ClientConnection) for _ in range(3)]
+    for c in conns_a + conns_b:
+        c.outstanding = 100
+        c.stats = ConnStats()
+    sa, sb = ServerStats(), ServerStats()
+    now = 10
+    batch = []
+    for ci, start, xid, typ in reqs:
+        req_b = Request(conns_b[ci] if ci < 2 else None, 1, xid, typ, None, start)
+        conn_b = req_b.conn
+        if conn_b is not None:
+            conn_b.outstanding -= 1
+            sb.update_latency(now - start)
+            conn_b.stats.update_for_response(xid, 7, typ, start, now)
+        batch.append(Request(conns_a[ci] if ci < 2 else None, 1, xid, typ, None, start))
+    _account(batch, now, 7, sa)
+    fields = ("min_latency", "max_latency", "total_latency", "count")
+    assert [getattr(sa, f) for f in fields] == [getattr(sb, f) for f in fields]
+    for ca, cb in zip(conns_a, conns_b, strict=True):
+        assert ca.outstanding == cb.outstanding
+        assert {f: getattr(ca.stats, f) for f in ConnStats.__slots__} == {
+            f: getattr(cb.stats, f) for f in ConnStats.__slots__
+        }

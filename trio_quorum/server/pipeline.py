@@ -60,6 +60,7 @@ from ..proto import (
 )
 from ..txn import TxnHeader
 from .connection import ClientConnection, Request, _UnimplementedType
+from .stats import ServerStats
 
 if TYPE_CHECKING:
     from .standalone import StandaloneServer
@@ -281,14 +282,7 @@ class Pipeline:
             st.outstanding -= len(batch)
             for target, frames in out.items():
                 target.deliver(frames)
-            for req in batch:
-                conn = req.conn
-                if conn is not None:
-                    conn.outstanding -= 1
-                    lat = now - req.start
-                    st.update_latency(lat)
-                    conn.stats.update_for_response(req.xid, self.tree.last_processed_zxid, req.type,
-                                                   req.start, now)
+            _account(batch, now, self.tree.last_processed_zxid, st)
             for conn in to_close:
                 conn.close_after_flush()
             server.outstanding_released()
@@ -358,6 +352,45 @@ class Pipeline:
             for _w, etype, path in oc.events:
                 frames.append(encode_notification(etype, _SYNC_CONNECTED, path, -1))
         frames.append(encode_reply(req.xid, oc.zxid, oc.err, oc.body if not oc.err else None))
+
+
+def _account(batch: list[Request], now: int, zxid: int, st: ServerStats) -> None:
+    """Outstanding counts and latency stats for an answered batch.
+
+    Per RUN of requests with the same connection and arrival time (one socket
+    read's requests travel together), not per request: two method calls per
+    request were ~4% of the server's CPU under setData load.  The figures are
+    the same as request by request (equal latencies within a run).
+    """
+    prev: ClientConnection | None = None
+    start = -1
+    n = 0
+    cxid = -1
+    typ = 0
+    for req in batch:
+        conn = req.conn
+        if conn is None:
+            continue
+        if conn is not prev or req.start != start:
+            if n:
+                _account_run(prev, n, now - start, cxid, typ, zxid, now, st)  # type: ignore[arg-type]
+            prev = conn
+            start = req.start
+            n = 0
+            cxid = -1
+        n += 1
+        if req.xid >= 0:  # pings (and notifications) do not move lcxid
+            cxid = req.xid
+        typ = req.type
+    if n:
+        _account_run(prev, n, now - start, cxid, typ, zxid, now, st)  # type: ignore[arg-type]
+
+
+def _account_run(conn: ClientConnection, n: int, lat: int, cxid: int, typ: int, zxid: int, now: int,
+                 st: ServerStats) -> None:
+    conn.outstanding -= n
+    st.update_latency_n(lat, n)
+    conn.stats.update_for_responses(cxid, zxid, typ, lat, now, n)
 
 
 def _downstream_gone(ctx: Context, n: int) -> None:

@@ -94,6 +94,15 @@ class ServerStats:
         self.total_latency += latency_ms
         self.count += 1
 
+    def update_latency_n(self, latency_ms: int, n: int) -> None:
+        """``n`` responses that all took ``latency_ms`` (one socket read's requests)."""
+        if self.count == 0 or latency_ms < self.min_latency:
+            self.min_latency = latency_ms
+        if latency_ms > self.max_latency:
+            self.max_latency = latency_ms
+        self.total_latency += latency_ms * n
+        self.count += n
+
     @property
     def avg_latency(self) -> float:
         return self.total_latency / self.count if self.count else 0.0
@@ -133,6 +142,22 @@ class ConnStats:
         self.last_zxid = -1
         self.last_response_time = 0
         self.last_latency = 0
+
+    def update_for_responses(self, cxid: int, zxid: int, op: int, latency_ms: int, end_ms: int, n: int) -> None:
+        """:meth:`update_for_response` for ``n`` responses with the same latency;
+        ``cxid``/``op`` are the last one's (``cxid`` < 0: none moved lcxid)."""
+        if cxid >= 0:
+            self.last_cxid = cxid
+        self.last_zxid = zxid
+        self.last_op = LAST_OP_NAMES.get(op, "NA")
+        self.last_response_time = end_ms
+        self.last_latency = latency_ms
+        if self.count == 0 or latency_ms < self.min_latency:
+            self.min_latency = latency_ms
+        if latency_ms > self.max_latency:
+            self.max_latency = latency_ms
+        self.total_latency += latency_ms * n
+        self.count += n
 
     def update_for_response(self, cxid: int, zxid: int, op: int, start_ms: int, end_ms: int) -> None:
         """``ServerCnxn.updateStatsForResponse``: pings and notifications do not move lcxid."""
