@@ -10,7 +10,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.consts import EPHEMERAL_CONTAINER, Err, EventType, OpCode, Perm
+from trio_quorum.consts import EPHEMERAL_CONTAINER, AddWatchMode, Err, EventType, OpCode, Perm
 from trio_quorum.data import (
     ACL,
     OPEN_ACL_UNSAFE,
@@ -666,3 +666,32 @@ def test_fuzzy_snapshot_with_an_acl_new_mid_walk_restores_every_acl() -> None:
         _same(f.tree, restored)
         for p in ("/n3", "/n4", "/n5"):
             assert restored.get_acl(restored.nodes[p]) == digest
+
+
+def test_watch_events_are_filtered_by_the_watchers_read_permission() -> None:
+    # CVE-2024-23944: an event reaches a watcher only if it may READ the node
+    # (the parent, for NodeChildrenChanged).  Watchers here are named by the
+    # id they hold; the filter is what the server installs.
+    alice = (ACL(Perm.ALL, Id("digest", "alice:x")),)
+    f = Feed()
+    f.tree.watch_acl_filter = lambda w, acl: any(
+        a.perms & Perm.READ and (a.id == Id("world", "anyone") or a.id.id == w) for a in acl
+    )
+    for w in ("alice:x", "bob:y"):
+        f.tree.watches.add_watch("/", w, AddWatchMode.PERSISTENT_RECURSIVE)
+        f.tree.watches.add_child_watch("/p", w)
+    f.create("/p", acl=alice)
+    r = f.create("/p/secret", acl=alice)
+    # bob sees neither the node nor the change to /p's children
+    assert sorted(r.events) == [
+        ("alice:x", EventType.NodeCreated, "/p/secret"),
+        ("alice:x", EventType.NodeChildrenChanged, "/p"),
+    ]
+    r = f(OpCode.setData, SetDataTxn("/p/secret", b"v", 1))
+    assert r.events == [("alice:x", EventType.NodeDataChanged, "/p/secret")]
+    r = f.create("/open")
+    assert {w for w, _, _ in r.events} == {"alice:x", "bob:y"}
+    r = f(OpCode.delete, DeleteTxn("/p/secret"))
+    assert [(w, t) for w, t, p in r.events if p == "/p/secret"] == [
+        ("alice:x", EventType.NodeDeleted)
+    ]

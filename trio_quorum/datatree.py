@@ -29,7 +29,7 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from operator import mul as _mul
 
 from .consts import EPHEMERAL_CONTAINER, TTL_MASK, Err, EventType, OpCode
@@ -73,6 +73,7 @@ CONFIG_NODE = "/zookeeper/config"
 _NODE_CREATED = int(EventType.NodeCreated)
 _NODE_DELETED = int(EventType.NodeDeleted)
 _NODE_DATA_CHANGED = int(EventType.NodeDataChanged)
+_NODE_CHILDREN_CHANGED = int(EventType.NodeChildrenChanged)
 _OK = 0
 _NONODE = int(Err.NONODE)
 _NODEEXISTS = int(Err.NODEEXISTS)
@@ -235,6 +236,8 @@ class DataTree:
         self.containers: set[str] = set()
         self.ttls: set[str] = set()
         self.watches = WatchManager()
+        #: ``(watcher, acl) -> may it READ?``; set by the server to filter events.
+        self.watch_acl_filter: Callable[[Hashable, tuple[ACL, ...]], bool] | None = None
         #: Paths with a ``zookeeper_limits`` node (ZooKeeper's ``PathTrie``).
         self.quota_paths: set[str] = set()
         self._data_size = 0
@@ -517,7 +520,9 @@ class DataTree:
                 self._update_quota_stat(prefix, len(data), 1)
         w = self.watches
         if w._data or w._child:
-            events.extend(w.trigger(path, _NODE_CREATED, zxid))
+            evs = w.trigger(path, _NODE_CREATED, zxid)
+            if evs:
+                self._deliver(evs, acl, parent, events)
         return node
 
     def _fuzzy_create_fixup(self, rec: _CreateRec, zxid: int) -> None:
@@ -570,6 +575,7 @@ class DataTree:
             # Only reachable with a corrupt txn stream; keep the tree consistent
             # by dropping the orphaned subtree too.
             self._drop_subtree(path, node)
+        node_acl = self.get_acl(node) if self.watch_acl_filter is not None else ()
         self.acl_cache.release(node.acl)
         self._data_size -= len(path) + len(node.data)
         owner = node.ephemeral_owner
@@ -592,7 +598,9 @@ class DataTree:
                 self._update_quota_stat(prefix, -len(node.data), -1)
         w = self.watches
         if w._data or w._child:
-            events.extend(w.trigger(path, _NODE_DELETED, zxid))
+            evs = w.trigger(path, _NODE_DELETED, zxid)
+            if evs:
+                self._deliver(evs, node_acl, parent, events)
 
     def _drop_subtree(self, path: str, node: DataNode) -> None:
         stack = [(path, node)]
@@ -625,8 +633,41 @@ class DataTree:
                 self._update_quota_stat(prefix, len(data) - len(last), 0)
         w = self.watches
         if w._data:
-            events.extend(w.trigger(path, _NODE_DATA_CHANGED, zxid))
+            evs = w.trigger(path, _NODE_DATA_CHANGED, zxid)
+            if evs:
+                self._deliver(evs, None, None, events, n)
         return stat
+
+    def _deliver(
+        self,
+        evs: list[WatchEvent],
+        acl: tuple[ACL, ...] | None,
+        parent: DataNode | None,
+        events: list[WatchEvent],
+        node: DataNode | None = None,
+    ) -> None:
+        """Queue ``evs``, dropping those whose watcher may not READ the node.
+
+        ZooKeeper (CVE-2024-23944, ZOOKEEPER-4799; in 3.9.2+, 3.8.4+ and
+        Debian's 3.8.0) checks the watcher's READ permission on the node's
+        ACL — the parent's for NodeChildrenChanged — before it sends an event,
+        so a persistent recursive watch cannot leak the names of nodes its
+        owner may not read.  ``watch_acl_filter`` is the server's
+        ``(watcher, acl) -> bool``; without one, everything is delivered.
+        """
+        allowed = self.watch_acl_filter
+        if allowed is None:
+            events.extend(evs)
+            return
+        for ev in evs:
+            if ev[1] == _NODE_CHILDREN_CHANGED:
+                ev_acl = self.get_acl(parent) if parent is not None else ()
+            elif acl is not None:
+                ev_acl = acl
+            else:
+                ev_acl = self.get_acl(node) if node is not None else ()
+            if not ev_acl or allowed(ev[0], ev_acl):
+                events.append(ev)
 
     def _set_acl(self, path: str, acl: tuple[ACL, ...], version: int) -> bytes:
         n = self.nodes.get(path)
@@ -821,6 +862,7 @@ class DataTree:
         tree.containers = containers = set()
         tree.ttls = ttls = set()
         tree.watches = WatchManager()
+        tree.watch_acl_filter = None
         tree.quota_paths = set()
         size = 0
         add_usage = cache.add_usage

@@ -525,8 +525,12 @@ class FileStore:
 def _adopt(tree: DataTree, loaded: DataTree) -> None:
     # DataTree.load_snapshot builds a new tree; Storage.restore fills the caller's
     if loaded is not tree and loaded is not None:
+        # The caller's configuration of the tree (its watch-event ACL filter)
+        # survives; everything the snapshot holds is replaced.
+        keep = tree.watch_acl_filter
         tree.__dict__.clear()
         tree.__dict__.update(loaded.__dict__)
+        tree.watch_acl_filter = keep
 
 
 def _unlink_quietly(path: str) -> None:

@@ -49,8 +49,9 @@ import trio
 
 from actors import ONE_FOR_ALL, ActorNotRunning, ActorRef, ChildSpec, Context, open_supervisor
 
-from ..consts import Err, KeeperError, KeeperState, OpCode
-from ..data import is_ttl_owner, ttl_of_owner
+from ..acl import check as acl_check
+from ..consts import Err, KeeperError, KeeperState, OpCode, Perm
+from ..data import ACL, is_ttl_owner, ttl_of_owner
 from ..datatree import DataTree
 from ..final import Final
 from ..prep import Prep
@@ -82,6 +83,13 @@ _MAX_GROUP = 1000
 _INBOX = sys.maxsize
 
 
+def _watcher_may_read(watcher: object, acl: tuple[ACL, ...]) -> bool:
+    return acl_check(acl, _READ, getattr(watcher, "auth_ids", ()))
+
+
+_READ = int(Perm.READ)
+
+
 class Pipeline:
     """prep -> sync -> final for one standalone server."""
 
@@ -96,6 +104,9 @@ class Pipeline:
             extended_types=cfg.extended_types_enabled,
         )
         self.final = Final(self.tree, who_am_i=server.auth.who_am_i)
+        # A watch event reaches only connections that may READ the node (the
+        # parent for NodeChildrenChanged), as in ZooKeeper since CVE-2024-23944.
+        self.tree.watch_acl_filter = _watcher_may_read
         #: False once the final stage stopped abnormally: the tree may hold a
         #: half-applied write, so connections must not answer reads from it
         #: (their fast path checks this; the pipeline itself is gone).
