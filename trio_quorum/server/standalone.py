@@ -75,6 +75,7 @@ from ..auth import AuthRegistry
 from ..config import ServerConfig
 from ..persistence.api import Storage
 from ..sessions import SessionTracker
+from . import gcpolicy
 from .connection import ClientConnection, Request
 from .fourlw import VERSION, run_command
 from .stats import ServerStats
@@ -360,6 +361,8 @@ class StandaloneServer:
             the ``OSError`` is its ``__cause__``).
         """
         events = self.tree.events.subscribe(max_buffer=100_000)
+        # A big long-lived tree makes full collections slow: see gcpolicy.py.
+        old_gc = gcpolicy.tune()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch_events, events, name=f"{self.name}:events")
@@ -368,6 +371,7 @@ class StandaloneServer:
                 finally:
                     nursery.cancel_scope.cancel(reason="server stopped")
         finally:
+            gcpolicy.restore(old_gc)
             events.close()
             for event in events.drain():  # the root's own last events
                 self._on_event(event)
@@ -431,6 +435,8 @@ class StandaloneServer:
         """Restore before anything serves; close (flush + fsync) when stopped, however it stops."""
         try:
             await self.pipeline.restore()
+            if self.pipeline.node_count() >= gcpolicy.FREEZE_MIN_NODES:
+                gcpolicy.freeze()  # the restored tree is long-lived: keep it out of collections
             task_status.started()
             await ctx.wait_stop_requested()
         finally:
