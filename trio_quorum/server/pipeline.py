@@ -17,8 +17,11 @@ message costs ~10 us, so never one message per request per stage):
   BEFORE any later reply, and delivers each connection's frames with one
   ``deliver`` call per batch.
 
-Per-session FIFO holds because every request of every session flows through
-this single ordered pipeline.
+Per-session FIFO holds because every request of a session that has anything
+in flight flows through this single ordered pipeline; a connection with
+nothing in flight answers its plain reads itself (the read fast path,
+connection.py), using this module's ``answer_read`` so the bytes are the
+same.
 
 Supervision (decided here, documented in docs/server.md): the stages start
 final, sync, prep (a stage's downstream is running before it sends) so the
