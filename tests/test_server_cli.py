@@ -58,3 +58,14 @@ async def test_memstore_loses_only_unsynced_txns() -> None:
     assert store.last_zxid == 3 and not store.pending
     with trio.fail_after(1):
         await store.aclose()
+
+
+def test_bench_subcommand_lists_the_scenarios() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "trio_quorum", "bench", "--list"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "throughput.set.8x32" in out.stdout and "expiry" in out.stdout

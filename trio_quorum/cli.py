@@ -151,12 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("log-dump", "print a txn log file (like ZooKeeper's TxnLogToolkit)"),
         ("snapshot-dump", "print a snapshot file (like SnapshotFormatter)"),
         ("purge", "keep the newest N snapshots and the logs they need: purge DATADIR -n N"),
+        ("bench", "benchmark side by side with Apache ZooKeeper (see bench --help)"),
     ):
         t = sub.add_parser(name, help=helptext, add_help=False)
         t.add_argument("rest", nargs=argparse.REMAINDER)
     # argparse would reorder options of the tool subcommands; hand them their argv untouched.
     if argv and argv[0] in ("log-dump", "snapshot-dump", "purge"):
         return _tool(argv[0].replace("-", "_") + "_main", argv[1:])
+    if argv and argv[0] == "bench":
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = p.parse_args(argv)
     if args.cmd == "serve":
         return _serve(args)
