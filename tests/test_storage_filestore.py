@@ -285,3 +285,53 @@ def test_epoch_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
         read_epoch(d, CURRENT_EPOCH)
     with pytest.raises(ValueError):
         write_epoch(d, "../evil", 1)
+
+
+def _syncers() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("trio-quorum-syncer")]
+
+
+async def test_one_syncer_thread_for_many_syncs_and_aclose_stops_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    tree, sessions = DataTree(), {}
+    store = FileStore(str(tmp_path), pre_alloc_size=4096)
+    await store.restore(tree, sessions)
+    before = _syncers()
+    await _fill(store, tree, sessions, 20)
+    assert len(_syncers()) == len(before) + 1  # one long-lived thread, not one per flush
+    await store.aclose()
+    assert _syncers() == before
+    assert (await _restore(str(tmp_path)))[2] == 20
+
+
+async def test_cancelled_sync_still_writes_and_accounts_its_flush(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    calls = 0
+
+    def gated_fsync(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        entered.set()
+        release.wait(10)
+        os.fdatasync(fd)
+
+    tree, sessions = DataTree(), {}
+    store = FileStore(str(tmp_path), fsync=gated_fsync, pre_alloc_size=4096)
+    await store.restore(tree, sessions)
+    hdr, rec = _create(tree, 1, "/c1")
+    store.append(hdr, rec)
+    with trio.move_on_after(10) as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.sync)
+            await trio.to_thread.run_sync(entered.wait, 10)  # the flush is in the thread
+            nursery.cancel_scope.cancel()  # the waiter goes away mid-fsync
+    assert not scope.cancelled_caught
+    assert store.statistics().durable == 0
+    release.set()
+    await store.sync()  # waits for the same flush; it is not written again
+    assert calls == 1 and store.statistics().durable == 1 and store.statistics().flushes == 1
+    await store.aclose()
+    assert (await _restore(str(tmp_path)))[2] == 1

@@ -811,32 +811,45 @@ class DataTree:
 
         The root comes first with path ``""``; then each node's children, in
         (approximately) the order a Java ``HashSet`` iterates them when
-        ``java_order`` is true, or in any order otherwise (faster).  Each
-        node's children list is copied when the node is visited, so the walk
-        tolerates changes made between ``next()`` calls (a fuzzy snapshot).
+        ``java_order`` is true, or in any order otherwise (faster).
+
+        The walk is lazy so that each ``next()`` is short (a background
+        snapshot runs it in the event loop between other work): a stack of
+        iterators, one per node on the current path, each over a copy of that
+        node's child-name set taken when the node is yielded (``list(set)``,
+        5-8 ms per 100k names here; with ``java_order`` the Java ordering of those
+        names, which hashes each in Python, is also done then).  Children are
+        looked up when reached, so the walk tolerates changes made between
+        ``next()`` calls (a fuzzy snapshot): a child deleted since the copy is
+        skipped, as in ZooKeeper; one added since is not visited (replay of the
+        log after the snapshot's zxid recreates it); a node is yielded as it
+        is when reached, and always after its parent.
         """
         nodes = self.nodes
         root = nodes.get("/")
         if root is None:
             return
-        # Stack of (path, node); children are pushed reversed to pop in order.
-        stack: list[tuple[str, DataNode]] = [("", root)]
+        yield "", root
+        # (path + "/", iterator over the child names still to visit)
+        stack: list[tuple[str, Iterator[str]]] = []
+        if root.children:
+            names = _java_hashset_order(root.children) if java_order else list(root.children)
+            stack.append(("/", iter(names)))
+        get = nodes.get
         while stack:
-            path, node = stack.pop()
-            # A node deleted after its parent was visited is skipped, as in ZooKeeper.
-            if path and nodes.get(path) is not node:
-                continue
-            yield path, node
-            c = node.children
-            if not c:
-                continue
-            names = _java_hashset_order(c) if java_order else list(c)
-            base = path + "/"
-            for name in reversed(names):
-                cp = base + name
-                cn = nodes.get(cp)
-                if cn is not None:
-                    stack.append((cp, cn))
+            base, names_it = stack[-1]
+            for name in names_it:
+                path = base + name
+                node = get(path)
+                if node is None:
+                    continue  # deleted since its parent was yielded
+                yield path, node
+                c = node.children
+                if c:
+                    stack.append((path + "/", iter(_java_hashset_order(c) if java_order else list(c))))
+                break
+            else:
+                stack.pop()
 
     @classmethod
     def load_snapshot(
