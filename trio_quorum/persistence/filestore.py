@@ -301,6 +301,16 @@ class FileStore:
                 self._start_flush()
             await self._flush_done.wait()
 
+    def attach_nursery(self, nursery: trio.Nursery | None) -> None:
+        """Run later background snapshots in ``nursery`` (``None``: inline, in the caller).
+
+        For an owner that did not pass ``nursery=`` at construction (the
+        standalone server's storage actor): without a nursery,
+        :meth:`maybe_snapshot` writes the whole snapshot before returning,
+        stalling its caller (the pipeline) for the snapshot's duration.
+        """
+        self._nursery = nursery
+
     async def maybe_snapshot(self, tree: DataTree, sessions: dict[int, int]) -> None:
         """Roll the log and take a fuzzy snapshot once enough txns were logged."""
         if self._log_count <= self.snap_count // 2 + self._rand_roll:

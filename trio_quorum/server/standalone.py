@@ -432,13 +432,30 @@ class StandaloneServer:
     async def _storage_actor(
         self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
     ) -> None:
-        """Restore before anything serves; close (flush + fsync) when stopped, however it stops."""
+        """Restore before anything serves; close (flush + fsync) when stopped, however it stops.
+
+        The storage's background snapshots run in this actor's nursery (see
+        ``attach_nursery``): without one, ``maybe_snapshot`` writes the whole
+        snapshot inside the pipeline's final stage and every write waits for
+        it (0.3-1 s at 300k znodes: the create 8x32 p99.9).  A running
+        snapshot is cancelled when the actor stops (its temp file removed; the
+        log still has every txn), before the store is closed.
+        """
+        attach = getattr(self.storage, "attach_nursery", None)
         try:
-            await self.pipeline.restore()
-            if self.pipeline.node_count() >= gcpolicy.FREEZE_MIN_NODES:
-                gcpolicy.freeze()  # the restored tree is long-lived: keep it out of collections
-            task_status.started()
-            await ctx.wait_stop_requested()
+            async with trio.open_nursery() as background:
+                if attach is not None:
+                    attach(background)
+                try:
+                    await self.pipeline.restore()
+                    if self.pipeline.node_count() >= gcpolicy.FREEZE_MIN_NODES:
+                        gcpolicy.freeze()  # the restored tree is long-lived: keep it out of collections
+                    task_status.started()
+                    await ctx.wait_stop_requested()
+                finally:
+                    if attach is not None:
+                        attach(None)  # a late maybe_snapshot runs inline, never in a closed nursery
+                    background.cancel_scope.cancel(reason="storage stopping")
         finally:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(_STORAGE_CLOSE_TIMEOUT) as cs:
