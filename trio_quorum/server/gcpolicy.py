@@ -6,8 +6,9 @@ millions of them (DataNode, their stat tuples, children sets, session and
 watch tables), almost none of which are ever garbage, so a full pass stalls
 the event loop for tens to hundreds of milliseconds, and the default
 thresholds (700, 10, 10) trigger one every time the heap grew by 25%: while a
-create load grows the tree, that is every few seconds (the p99.9 of
-``throughput.create.8x32`` in docs/benchmarks.md).
+create load grows the tree, that is every few seconds.  (The create 8x32
+p99.9 stall once blamed on this was the snapshot running in the foreground:
+docs/server.md, "Performance".)
 
 What (measured in docs/server.md, "Performance"):
 
