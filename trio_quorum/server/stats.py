@@ -87,12 +87,7 @@ class ServerStats:
         self.max_client_response_size = -1
 
     def update_latency(self, latency_ms: int) -> None:
-        if self.count == 0 or latency_ms < self.min_latency:
-            self.min_latency = latency_ms
-        if latency_ms > self.max_latency:
-            self.max_latency = latency_ms
-        self.total_latency += latency_ms
-        self.count += 1
+        self.update_latency_n(latency_ms, 1)
 
     def update_latency_n(self, latency_ms: int, n: int) -> None:
         """``n`` responses that all took ``latency_ms`` (one socket read's requests)."""
@@ -161,19 +156,7 @@ class ConnStats:
 
     def update_for_response(self, cxid: int, zxid: int, op: int, start_ms: int, end_ms: int) -> None:
         """``ServerCnxn.updateStatsForResponse``: pings and notifications do not move lcxid."""
-        if cxid >= 0:
-            self.last_cxid = cxid
-        self.last_zxid = zxid
-        self.last_op = LAST_OP_NAMES.get(op, "NA")
-        self.last_response_time = end_ms
-        lat = end_ms - start_ms
-        self.last_latency = lat
-        if self.count == 0 or lat < self.min_latency:
-            self.min_latency = lat
-        if lat > self.max_latency:
-            self.max_latency = lat
-        self.total_latency += lat
-        self.count += 1
+        self.update_for_responses(cxid, zxid, op, end_ms - start_ms, end_ms, 1)
 
     @property
     def avg_latency(self) -> int:
