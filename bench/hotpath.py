@@ -1,0 +1,216 @@
+"""In-process micro-benchmark of the standalone write path's sans-IO work.
+
+Runs, per request, exactly the core calls the pipeline makes for a write
+(``trio_quorum/server/pipeline.py`` and ``persistence/filestore.py``), without
+trio, sockets or files:
+
+1. ``proto.decode_request(op, payload, max_len=, offset=8)``     (connection)
+2. ``Prep.prepare(session_id, xid, op, record, auth_ids, wall, owner=conn)``  (prep stage)
+3. ``encode_txn(hdr, txn)`` + ``entry_head(payload)`` into a bytearray  (``FileStore.append``)
+4. ``Final.write(hdr, txn)``, then the checks ``Pipeline._apply`` makes  (final stage)
+5. ``proto.encode_reply(xid, zxid, err, body)``
+
+with ``Prep.released`` once per batch, as the final stage does.  The setup
+mirrors ``Pipeline.__init__``/``StandaloneServer``: a ``DataTree`` with a
+``watch_acl_filter``, a ``Prep`` over a real ``SessionTracker`` holding one
+session, and a ``Final``.  Loads follow the benchmark's generator
+(``trio_quorum/bench/loadgen.py``): setData on 1024 keys ``/bench/k/<i>`` with
+100-byte values, version -1; create (opcode 1, OPEN_ACL_UNSAFE, persistent) of
+unique names under ``/bench/c``.
+
+Usage::
+
+    .venv/bin/python bench/hotpath.py                # us/op, best of --reps
+    .venv/bin/python bench/hotpath.py --profile set  # cProfile of the setData loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import pstats
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trio_quorum import proto  # noqa: E402
+from trio_quorum.acl import check as acl_check  # noqa: E402
+from trio_quorum.auth import AuthRegistry  # noqa: E402
+from trio_quorum.consts import OpCode, Perm  # noqa: E402
+from trio_quorum.data import OPEN_ACL_UNSAFE, Id  # noqa: E402
+from trio_quorum.datatree import DataTree  # noqa: E402
+from trio_quorum.final import Final  # noqa: E402
+from trio_quorum.jute import DEFAULT_MAX_BUFFER  # noqa: E402
+from trio_quorum.persistence.txnlog import entry_head  # noqa: E402
+from trio_quorum.prep import Prep  # noqa: E402
+from trio_quorum.sessions import SessionTracker  # noqa: E402
+from trio_quorum.txn import TxnHeader, encode_txn  # noqa: E402
+
+_SET = int(OpCode.setData)
+_CREATE = int(OpCode.create)
+_CREATE_SESSION = int(OpCode.createSession)
+_CLOSE_SESSION = int(OpCode.closeSession)
+_READ = int(Perm.READ)
+_HDR = struct.Struct(">ii")
+KEYS = 1024
+VALUE = b"v" * 100
+BATCH = 256
+
+
+class _Conn:
+    """Stands in for a ClientConnection: the session owner and the watcher key."""
+
+    closed = False
+    auth_ids: list[Id] = []
+
+
+def _watcher_may_read(watcher: object, acl: Any) -> bool:
+    return acl_check(acl, _READ, getattr(watcher, "auth_ids", ()))
+
+
+class Setup:
+    def __init__(self) -> None:
+        self.tree = DataTree()
+        self.auth = AuthRegistry(None)
+        self.tracker = SessionTracker(0, 1_000_000, tick_time=2000)
+        self.tracker.restore({}, 0)
+        self.prep = Prep(self.tree, self.auth, self.tracker, extended_types=False)
+        self.final = Final(self.tree, who_am_i=self.auth.who_am_i)
+        self.tree.watch_acl_filter = _watcher_may_read
+        self.conn = _Conn()
+        self.auth_ids: list[Id] = []
+        self.sid = self.tracker.create_session(30000, 0)
+        self.xid = 0
+        self.log = bytearray()
+        self.wall = 1_700_000_000_000
+        # The benchmark's znodes, created through the same path (not timed).
+        self.run([self.frame(_CREATE, self.create_body("/bench"))])
+        self.run([self.frame(_CREATE, self.create_body("/bench/k"))])
+        self.run([self.frame(_CREATE, self.create_body("/bench/c"))])
+        self.run([self.frame(_CREATE, self.create_body(f"/bench/k/{i}", VALUE)) for i in range(KEYS)])
+
+    def frame(self, op: int, body: bytes) -> tuple[int, bytes]:
+        self.xid += 1
+        return op, _HDR.pack(self.xid, op) + body
+
+    @staticmethod
+    def create_body(path: str, data: bytes = b"") -> bytes:
+        return proto.encode_request(0, _CREATE, proto.CreateRequest(path, data, OPEN_ACL_UNSAFE, 0))[12:]
+
+    @staticmethod
+    def set_body(path: str, data: bytes) -> bytes:
+        return proto.encode_request(0, _SET, proto.SetDataRequest(path, data, -1))[12:]
+
+    def run(self, frames: list[tuple[int, bytes]]) -> list[bytes]:
+        """Steps 1-5 for every frame, in batches of BATCH; returns the reply frames."""
+        decode_request = proto.decode_request
+        encode_reply = proto.encode_reply
+        unpack = _HDR.unpack_from
+        prepare = self.prep.prepare
+        released = self.prep.released
+        write = self.final.write
+        tree = self.tree
+        tracker = self.tracker
+        sid = self.sid
+        auth_ids = self.auth_ids
+        conn = self.conn
+        wall = self.wall
+        log = self.log
+        max_len = DEFAULT_MAX_BUFFER
+        out: list[bytes] = []
+        for start in range(0, len(frames), BATCH):
+            reqs = []
+            for op, payload in frames[start : start + BATCH]:
+                xid, op = unpack(payload)  # the connection's RequestHeader
+                rec = decode_request(op, payload, max_len=max_len, offset=8)  # 1
+                reqs.append((xid, op, rec))
+            txns = []
+            for xid, op, rec in reqs:
+                r = prepare(sid, xid, op, rec, auth_ids, wall, owner=conn)  # 2
+                assert r is not None
+                txns.append((xid, r[0], r[1]))
+            for _xid, hdr, txn in txns:  # 3: FileStore.append
+                payload = encode_txn(hdr, txn)
+                log += entry_head(payload)
+                log += payload
+                log += b"B"
+            for xid, hdr, txn in txns:  # 4 + 5: Pipeline._apply
+                oc = write(hdr, txn)
+                rc = oc.result
+                assert rc is not None
+                if oc.events:
+                    raise AssertionError("no watches in this benchmark")
+                typ = hdr.type
+                if typ == _CREATE_SESSION or typ == _CLOSE_SESSION:
+                    raise AssertionError("not benchmarked")
+                if conn is None:
+                    continue
+                out.append(encode_reply(xid, oc.zxid, oc.err, oc.body if not oc.err else None))
+            released(tree.last_processed_zxid)
+            del log[:]
+        assert tracker is not None
+        return out
+
+
+def set_frames(s: Setup, n: int) -> list[tuple[int, bytes]]:
+    bodies = [Setup.set_body(f"/bench/k/{i}", VALUE) for i in range(KEYS)]
+    return [s.frame(_SET, bodies[i % KEYS]) for i in range(n)]
+
+
+def create_frames(s: Setup, n: int, tag: str) -> list[tuple[int, bytes]]:
+    return [s.frame(_CREATE, Setup.create_body(f"/bench/c/{tag}-{i}", VALUE)) for i in range(n)]
+
+
+def measure(kind: str, n: int, reps: int) -> float:
+    s = Setup()
+    best = float("inf")
+    for rep in range(reps + 1):  # the first round warms up
+        frames = set_frames(s, n) if kind == "set" else create_frames(s, n, f"w{rep}")
+        gc.collect()
+        t0 = time.perf_counter()
+        replies = s.run(frames)
+        dt = time.perf_counter() - t0
+        assert len(replies) == n
+        err = struct.unpack_from(">i", replies[-1], 16)[0]
+        assert err == 0, err
+        if rep:
+            best = min(best, dt)
+    return best / n * 1e6
+
+
+def profile(kind: str, n: int) -> None:
+    s = Setup()
+    frames = set_frames(s, n) if kind == "set" else create_frames(s, n, "p")
+    s.run(set_frames(s, 2000) if kind == "set" else create_frames(s, 2000, "warm"))
+    pr = cProfile.Profile()
+    pr.enable()
+    s.run(frames)
+    pr.disable()
+    pstats.Stats(pr).sort_stats("tottime").print_stats(25)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=20000, help="requests per repetition (default 20000)")
+    ap.add_argument("--reps", type=int, default=7, help="timed repetitions, best kept (default 7)")
+    ap.add_argument("--only", choices=("set", "create"), help="run one load only")
+    ap.add_argument("--profile", choices=("set", "create"), help="cProfile one load instead")
+    args = ap.parse_args()
+    if args.profile:
+        profile(args.profile, args.n)
+        return
+    for kind in ("set", "create"):
+        if args.only and kind != args.only:
+            continue
+        us = measure(kind, args.n, args.reps)
+        name = "setData" if kind == "set" else "create"
+        print(f"{name:8s} {us:6.2f} us/op  (best of {args.reps} x {args.n})")
+
+
+if __name__ == "__main__":
+    main()
