@@ -69,6 +69,22 @@ def _ratio(a: Any, b: Any) -> str:
     return "–"
 
 
+def _ratio_rounds(fig: dict[str, Any]) -> str:
+    """``1.05x (0.92-1.21)``: the median of the per-round ratios and their range."""
+    med = fig.get("ratio_median")
+    known = [r for r in fig.get("ratio_per_round") or [] if isinstance(r, (int, float))]
+    if not isinstance(med, (int, float)) or not known:
+        return "–"
+    if len(known) == 1:
+        return f"{med:.2f}x"
+    return f"{med:.2f}x ({min(known):.2f}-{max(known):.2f})"
+
+
+def _is_1x1(fig: dict[str, Any]) -> bool:
+    p = fig.get("params") or {}
+    return bool(p.get("sessions") == 1 and p.get("inflight") == 1)
+
+
 def _cell(res: dict[str, Any] | None, path: tuple[str, ...], unit: str) -> str:
     if res is None:
         return "not run"
@@ -151,6 +167,22 @@ def render(doc: dict[str, Any]) -> str:
         f"Settings: warm-up {s.get('warmup')} s, window {s.get('duration')} s, {s.get('workers')} load processes, "
         f"{s.get('keys')} keys of {s.get('value_size')} bytes, tickTime {s.get('tick_time')} ms."
     )
+    if s.get("rounds"):
+        n = s["rounds"]
+        out.append("")
+        out.append(
+            f"Throughput: {n} round{'s' if n > 1 else ''}, each on fresh servers, the targets taking turns"
+            " and alternating who goes first; a figure is the target's median round (by throughput)"
+            + (
+                f", each round the median of {s['repeat']} back-to-back runs"
+                if s.get("repeat", 1) > 1
+                else ""
+            )
+            + ". Ratio per round = the two targets' throughput in the same round."
+        )
+    if doc.get("elapsed_s"):
+        out.append("")
+        out.append(f"The run took {doc['elapsed_s'] / 60:.1f} minutes.")
     out.append("")
     out.append("| target | status | version |")
     out.append("|---|---|---|")
@@ -192,6 +224,8 @@ def render(doc: dict[str, Any]) -> str:
             out.append(
                 f"| {label} | {_cell(base, path, unit)} | {_cell(other, path, unit)} | {_ratio(a, b)} |"
             )
+            if path == ("latency_ms", "all", "p50") and _is_1x1(fig):
+                out.extend(_p50_median_row(base, other))
         if fig["kind"] == "throughput" and fig["params"].get("op") == "mix":
             for kind in ("read", "write"):
                 path = ("latency_ms", kind, "p99")
@@ -203,11 +237,25 @@ def render(doc: dict[str, Any]) -> str:
         if fig["kind"] == "throughput" and any(
             len(_get(r, "runs_throughput") or []) > 1 for r in (base, other)
         ):
-            runs = [
-                ", ".join(f"{x:,.0f}" for x in (_get(r, "runs_throughput") or [])) or "–"
+            runs = [_runs(_get(r, "runs_throughput")) for r in (base, other)]
+            ratios = ", ".join(
+                f"{x:.2f}x" if isinstance(x, (int, float)) else "–"
+                for x in fig.get("ratio_per_round") or []
+            )
+            label = (
+                "every round (ops/s; median reported)"
+                if any(_get(r, "median_round") is not None for r in (base, other))
+                else "every run (ops/s; median reported)"
+            )
+            out.append(f"| {label} | {runs[0]} | {runs[1]} | {ratios} |")
+        if fig["kind"] == "throughput" and any(
+            _get(r, "repeats_throughput") for r in (base, other)
+        ):
+            reps = [
+                "; ".join(_runs(x) for x in (_get(r, "repeats_throughput") or [])) or "–"
                 for r in (base, other)
             ]
-            out.append(f"| every run (ops/s; median reported) | {runs[0]} | {runs[1]} | |")
+            out.append(f"| runs within each round (ops/s) | {reps[0]} | {reps[1]} | |")
         if fig["kind"] == "throughput":
             per = [_client_us_per_request(r) for r in (base, other)]
             out.append(
@@ -230,6 +278,25 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _p50_median_row(base: dict[str, Any] | None, other: dict[str, Any] | None) -> list[str]:
+    """The 1x1 p50 as the median over rounds (absent from results of before rounds)."""
+    path = ("latency_p50_ms_median",)
+    if all(_get(r, *path) is None for r in (base, other)):
+        return []
+    a = _get(base, *path) if base and base.get("status") == "ok" else None
+    b = _get(other, *path) if other and other.get("status") == "ok" else None
+    return [
+        f"| latency p50, median of rounds (ms) | {_cell(base, path, 'ms')}"
+        f" | {_cell(other, path, 'ms')} | {_ratio(a, b)} |"
+    ]
+
+
+def _runs(values: Any) -> str:
+    if not values:
+        return "–"
+    return ", ".join(f"{x:,.0f}" if isinstance(x, (int, float)) else "failed" for x in values)
+
+
 def _client_us_per_request(res: dict[str, Any] | None) -> float | None:
     """Client CPU spent per completed request: how much of a round trip is ours."""
     if not res or res.get("status") != "ok" or not res.get("completed"):
@@ -246,8 +313,9 @@ def _summary(doc: dict[str, Any]) -> list[str]:
     out = [
         "### Summary: throughput",
         "",
-        f"| scenario | ZooKeeper ops/s | {OTHER} ops/s | ratio | ZooKeeper p99 ms | {OTHER} p99 ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| scenario | ZooKeeper ops/s | {OTHER} ops/s | ratio | ratio per round: median (range)"
+        f" | ZooKeeper p99 ms | {OTHER} p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for f in figs:
         base, other = f["results"].get(BASE), f["results"].get(OTHER)
@@ -256,7 +324,7 @@ def _summary(doc: dict[str, Any]) -> list[str]:
         p99 = ("latency_ms", "all", "p99")
         out.append(
             f"| {f['title']} | {_cell(base, ('throughput',), 'ops')} | {_cell(other, ('throughput',), 'ops')}"
-            f" | {_ratio(a, b)} | {_cell(base, p99, 'ms')} | {_cell(other, p99, 'ms')} |"
+            f" | {_ratio(a, b)} | {_ratio_rounds(f)} | {_cell(base, p99, 'ms')} | {_cell(other, p99, 'ms')} |"
         )
     out.append("")
     return out

@@ -1,10 +1,21 @@
 """``python -m trio_quorum.bench``: run the scenarios against each target, write the report.
 
-For each target, for each group of selected scenarios: write a fresh ``zoo.cfg`` in
-a temporary directory, start the server, wait for ``srvr``, run the group's set-up
-and scenarios in order, stop the server by PID.  A target that cannot start is
-recorded as unavailable with the reason (its log tail), never given numbers.
-A scenario that fails is recorded as failed with the error, and the run goes on.
+The run is a list of steps (:func:`schedule`); a step starts one fresh server for one
+target and one group of scenarios: write a fresh ``zoo.cfg`` in a temporary
+directory, start the server, wait for ``srvr``, run the group's set-up and scenarios
+in order, stop the server by PID.
+
+Throughput groups run in ``Settings.rounds`` rounds; within a round the targets take
+turns on the same group, and who goes first alternates from round to round
+(ZooKeeper, trio-quorum; trio-quorum, ZooKeeper; ...), so slow minutes of a noisy
+machine hit both targets alike.  Each figure reports, per target, the round with the
+median throughput (:func:`median_round`), and the ratio of every round's pair
+(:func:`round_ratios`).  The other groups (memory, expiry) are slow and run once per
+target, after the rounds.
+
+A target that cannot start is recorded as unavailable with the reason (its log
+tail), never given numbers.  A scenario that fails is recorded as failed with the
+error, and the run goes on.
 """
 
 from __future__ import annotations
@@ -15,12 +26,14 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -30,9 +43,13 @@ from .client import SyncClient
 from .scenarios import GROUP_SETUP, RUNNERS, SCENARIOS, Scenario, Settings, quick, select
 from .servers import TARGETS, ServerFailed, ServerProcess, Target, free_port, write_zoo_cfg
 
-__all__ = ["main", "machine_facts", "run"]
+__all__ = ["main", "machine_facts", "run", "schedule", "Step", "median_round", "round_ratios"]
 
 SCHEMA_VERSION = 1
+#: Scenario kinds whose groups run in rounds; the others run once per target.
+ROUND_KINDS = frozenset({"throughput"})
+#: The ratio of a round is ``OTHER``'s throughput over ``BASE``'s.
+BASE, OTHER = report.BASE, report.OTHER
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -106,9 +123,13 @@ def _run_group(
     settings: Settings,
     workdir: Path,
     log: Any,
+    subdir: str | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None, str | None]:
-    """Start one server for ``group``, run its scenarios; returns (results, srvr, failure)."""
-    gdir = workdir / target.name / group
+    """Start one server for ``group``, run its scenarios; returns (results, srvr, failure).
+
+    The server's directory is ``workdir/<target>/<subdir or group>``.
+    """
+    gdir = workdir / target.name / (subdir or group)
     gdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cfg = write_zoo_cfg(gdir, port, tick_time=settings.tick_time)
@@ -157,14 +178,126 @@ def _run_group(
         server.stop()
 
 
+@dataclass(frozen=True)
+class Step:
+    """One fresh server: ``target`` runs ``scenarios`` (one group) in round ``round``.
+
+    ``round`` is 1-based for groups that run in rounds and None for the once-only ones.
+    """
+
+    round: int | None
+    target: Target
+    group: str
+    scenarios: tuple[Scenario, ...]
+
+
+def in_rounds(scenarios: Sequence[Scenario]) -> bool:
+    """Does this group run in rounds (every scenario of it is a throughput one)?"""
+    return all(sc.kind in ROUND_KINDS for sc in scenarios)
+
+
+def schedule(targets: Sequence[Target], scenarios: Sequence[Scenario], rounds: int) -> list[Step]:
+    """The order of the run.
+
+    Round r runs each throughput group once per target, the targets in the given
+    order in odd rounds and reversed in even ones (so the first of a round is the
+    last of the previous round's: A B | B A | A B).  After the rounds, every other
+    group once, target by target (A B), so a pair of figures is measured minutes, not
+    a whole run, apart.
+    """
+    groups = [(g, tuple(items)) for g, items in groupby(scenarios, key=lambda s: s.group)]
+    steps: list[Step] = []
+    for r in range(1, max(1, rounds) + 1):
+        order = list(targets) if r % 2 == 1 else list(targets)[::-1]
+        for g, scs in groups:
+            if in_rounds(scs):
+                steps.extend(Step(r, t, g, scs) for t in order)
+    for g, scs in groups:
+        if not in_rounds(scs):
+            steps.extend(Step(None, t, g, scs) for t in targets)
+    return steps
+
+
+def _throughput(res: dict[str, Any] | None) -> float | None:
+    if not res or res.get("status") != "ok":
+        return None
+    v = res.get("throughput")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def _p50(res: dict[str, Any] | None) -> float | None:
+    if not res or res.get("status") != "ok":
+        return None
+    v = res.get("latency_ms", {}).get("all", {}).get("p50")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def median_round(per_round: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One target's figure from its result in every round (in round order).
+
+    The figure is the ok round with the median throughput (the lower median if an
+    even number of rounds are ok), in the shape of a single run's result, plus:
+    ``runs_throughput`` (every round's throughput, None for a failed round),
+    ``median_round`` (1-based), ``latency_p50_ms_rounds`` and their median
+    ``latency_p50_ms_median``, ``repeats_throughput`` (each round's ``--repeat``
+    runs, only if there were several) and ``rounds_failed`` (only if any failed).
+    No round ok: the last round's failure.
+    """
+    ok = [(i, r) for i, r in enumerate(per_round) if _throughput(r) is not None]
+    if not ok:
+        return dict(per_round[-1]) if per_round else {"status": "failed", "reason": "not run"}
+    ranked = sorted(ok, key=lambda ir: _throughput(ir[1]) or 0.0)
+    idx, pick = ranked[(len(ranked) - 1) // 2]
+    out = dict(pick)
+    out["runs_throughput"] = [_throughput(r) for r in per_round]
+    out["median_round"] = idx + 1
+    p50s = [_p50(r) for r in per_round]
+    out["latency_p50_ms_rounds"] = p50s
+    known = [v for v in p50s if v is not None]
+    out["latency_p50_ms_median"] = statistics.median(known) if known else None
+    repeats = [r.get("runs_throughput") if r.get("status") == "ok" else None for r in per_round]
+    if any(isinstance(x, list) and len(x) > 1 for x in repeats):
+        out["repeats_throughput"] = repeats
+    else:
+        out.pop("repeats_throughput", None)
+    failed = [
+        {"round": i + 1, "status": r.get("status"), "reason": r.get("reason")}
+        for i, r in enumerate(per_round)
+        if r.get("status") != "ok"
+    ]
+    if failed:
+        out["rounds_failed"] = failed
+    return out
+
+
+def round_ratios(
+    base: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]]
+) -> tuple[list[float | None], float | None]:
+    """Per round, other's throughput over base's (None where either failed); their median."""
+    ratios: list[float | None] = []
+    for a, b in zip(base, other, strict=False):
+        ta, tb = _throughput(a), _throughput(b)
+        ratios.append(tb / ta if ta and tb is not None else None)
+    known = [r for r in ratios if r is not None]
+    return ratios, (statistics.median(known) if known else None)
+
+
 def run(
     targets: list[Target],
     scenarios: list[Scenario],
     settings: Settings,
     workdir: Path,
     log: Any = print,
+    run_group: Callable[..., tuple[dict[str, dict[str, Any]], dict[str, Any] | None, str | None]]
+    | None = None,
 ) -> dict[str, Any]:
-    """Run everything; return the JSON document (see docs/benchmarks.md for its shape)."""
+    """Run everything; return the JSON document (see docs/benchmarks.md for its shape).
+
+    ``run_group`` (default :func:`_run_group`) is the step runner, replaceable in tests.
+    """
+    run_group = run_group or _run_group
+    t_start = time.monotonic()
+    rounds = max(1, settings.rounds)
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "machine": machine_facts(),
@@ -183,47 +316,83 @@ def run(
         ],
     }
     figures = {f["id"]: f for f in doc["figures"]}
+    reasons: dict[str, str | None] = {}
     for target in targets:
-        info: dict[str, Any] = {
+        doc["targets"][target.name] = {
             "title": target.title,
             "status": "ok",
             "reason": None,
             "version": None,
         }
-        doc["targets"][target.name] = info
-        reason = target.unavailable_reason()
-        if reason is None:
-            for group, items in groupby(scenarios, key=lambda s: s.group):
-                group_scenarios = list(items)
-                log(f"[{target.name}] group {group}: {', '.join(s.id for s in group_scenarios)}")
-                results, srvr, failure = _run_group(
-                    target, group, group_scenarios, settings, workdir, log
+        reasons[target.name] = target.unavailable_reason()
+    # (scenario id, target name) -> one result per round (or one, for once-only groups)
+    collected: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    any_ok: set[str] = set()
+    steps = schedule(targets, scenarios, rounds)
+    for step in steps:
+        name = step.target.name
+        if reasons[name] is not None:
+            continue
+        info = doc["targets"][name]
+        label = f"round {step.round}/{rounds} " if step.round is not None and rounds > 1 else ""
+        log(f"[{name}] {label}group {step.group}: {', '.join(s.id for s in step.scenarios)}")
+        subdir = f"{step.group}.round{step.round}" if label else None
+        results, srvr, failure = run_group(
+            step.target, step.group, list(step.scenarios), settings, workdir, log, subdir
+        )
+        if srvr and info["version"] is None:
+            info["version"] = srvr.get("Zookeeper version")
+        if any(r.get("status") == "ok" for r in results.values()):
+            any_ok.add(name)
+        if failure is not None:
+            log(f"[{name}] {label}unavailable: {failure}")
+            if name not in any_ok:
+                reasons[name] = failure
+                continue
+            for sc in step.scenarios:
+                results.setdefault(sc.id, {"status": "failed", "reason": failure})
+        for sc in step.scenarios:
+            per = collected.setdefault((sc.id, name), [])
+            if step.round is not None:
+                # a round this target missed (cannot happen today) must not shift the others
+                per.extend(
+                    {"status": "failed", "reason": "not run"}
+                    for _ in range(step.round - 1 - len(per))
                 )
-                if srvr and info["version"] is None:
-                    info["version"] = srvr.get("Zookeeper version")
-                for sc_id, res in results.items():
-                    figures[sc_id]["results"][target.name] = res
-                if failure is not None:
-                    log(f"[{target.name}] unavailable: {failure}")
-                    if not any(
-                        r.get("status") == "ok"
-                        for f in figures.values()
-                        for n, r in f["results"].items()
-                        if n == target.name
-                    ):
-                        reason = failure
-                        break
-                    for sc in group_scenarios:
-                        figures[sc.id]["results"].setdefault(
-                            target.name, {"status": "failed", "reason": failure}
-                        )
+            per.append(results.get(sc.id, {"status": "failed", "reason": "not run"}))
+    for sc in scenarios:
+        fig = figures[sc.id]
+        per_target: dict[str, list[dict[str, Any]]] = {}
+        for target in targets:
+            name = target.name
+            reason = reasons[name]
+            if reason is not None:
+                fig["results"][name] = {"status": "unavailable", "reason": reason}
+                continue
+            got = collected.get((sc.id, name))
+            if not got:
+                continue
+            if in_rounds([sc]):
+                per_target[name] = got
+                fig["results"][name] = median_round(got)
+            else:
+                fig["results"][name] = got[0]
+        if BASE in per_target and OTHER in per_target:
+            ratios, med = round_ratios(per_target[BASE], per_target[OTHER])
+            fig["ratio_per_round"] = ratios
+            fig["ratio_median"] = med
+            log(
+                f"{sc.id}: {OTHER}/{BASE} per round "
+                + ", ".join(f"{x:.2f}x" if x is not None else "–" for x in ratios)
+                + (f"; median {med:.2f}x" if med is not None else "")
+            )
+    for name, reason in reasons.items():
         if reason is not None:
-            info["status"] = "unavailable"
-            info["reason"] = reason
-            for f in doc["figures"]:
-                f["results"][target.name] = {"status": "unavailable", "reason": reason}
+            doc["targets"][name]["status"] = "unavailable"
+            doc["targets"][name]["reason"] = reason
     doc["machine"]["load_average_at_end"] = os.getloadavg()
     doc["finished_utc"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    doc["elapsed_s"] = round(time.monotonic() - t_start, 1)
     return doc
 
 
@@ -272,7 +441,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="seconds of each throughput window")
     p.add_argument("--workers", type=int, help="load generator processes")
     p.add_argument(
-        "--repeat", type=int, help="run each throughput scenario N times, report the median run"
+        "--rounds",
+        type=int,
+        help="run the throughput groups in N rounds on fresh servers, targets alternating"
+        " who goes first; report each target's median round (default 3; 1 with --quick)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        help="within a round, run each throughput scenario N times back to back on the same"
+        " server and keep the median run",
     )
     p.add_argument(
         "--memory-znodes", type=int, help="znodes for the memory/restart figure (default 100k)"
@@ -326,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration": args.duration,
         "workers": args.workers,
         "repeat": args.repeat,
+        "rounds": args.rounds,
         "memory_znodes": args.memory_znodes,
         "expiry_timeout_ms": args.expiry_timeout_ms,
         "expiry_trials": args.expiry_trials,

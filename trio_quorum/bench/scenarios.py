@@ -49,8 +49,12 @@ class Settings:
     expiry_timeout_ms: int = 6000
     expiry_trials: int = 3
     ready_timeout: float = 90.0
-    #: Throughput scenarios run this many times; the run with the median throughput is reported.
+    #: Throughput scenarios run this many times back to back on one server (within a
+    #: round); the run with the median throughput is that round's result.
     repeat: int = 1
+    #: Throughput groups run in this many rounds, each on fresh servers, the targets
+    #: alternating who goes first; the round with the median throughput is reported.
+    rounds: int = 3
 
 
 @dataclass(frozen=True)
@@ -323,6 +327,7 @@ def quick(settings: Settings) -> Settings:
         expiry_timeout_ms=2 * settings.tick_time,
         expiry_trials=2,
         ready_timeout=60.0,
+        rounds=1,
     )
 
 
