@@ -196,3 +196,209 @@ def test_merge_adds_separately_measured_figures_in_scenario_order() -> None:
     )
     expiry = next(f for f in again["figures"] if f["id"] == "expiry")
     assert expiry["results"] == {"zookeeper": {"v": 9}}
+
+
+# ------------------------------------------------------------ rounds (no servers)
+
+
+class _FakeTarget:
+    def __init__(self, name: str, reason: str | None = None) -> None:
+        self.name = name
+        self.title = name
+        self._reason = reason
+
+    def unavailable_reason(self) -> str | None:
+        return self._reason
+
+
+ZK, TQ = _FakeTarget("zookeeper"), _FakeTarget("trio-quorum")
+
+
+def _ok(throughput: float, p50: float = 1.0, runs: list[float] | None = None) -> dict:
+    return {
+        "status": "ok",
+        "throughput": throughput,
+        "completed": int(throughput),
+        "errors": 0,
+        "latency_ms": {"all": {"count": 1, "p50": p50, "p99": 2 * p50, "p99.9": 3 * p50}},
+        "workers": [{"cpu_s": 0.1, "cpu_util": 0.1}],
+        "runs_throughput": runs if runs is not None else [throughput],
+    }
+
+
+def test_schedule_alternates_who_goes_first_and_runs_slow_groups_once() -> None:
+    from trio_quorum.bench.runner import schedule
+
+    steps = schedule([ZK, TQ], select(), rounds=3)  # type: ignore[list-item]
+    order = [(s.round, s.target.name, s.group) for s in steps]
+    assert order == [
+        (1, "zookeeper", "throughput"),
+        (1, "trio-quorum", "throughput"),
+        (2, "trio-quorum", "throughput"),
+        (2, "zookeeper", "throughput"),
+        (3, "zookeeper", "throughput"),
+        (3, "trio-quorum", "throughput"),
+        (None, "zookeeper", "memory.100k"),
+        (None, "trio-quorum", "memory.100k"),
+        (None, "zookeeper", "expiry"),
+        (None, "trio-quorum", "expiry"),
+    ]
+    tp = next(s for s in steps if s.group == "throughput")
+    assert [sc.id for sc in tp.scenarios] == [sc.id for sc in SCENARIOS if sc.group == "throughput"]
+    # one round, one target, a subset: today's order
+    one = schedule([TQ], select(["throughput.get", "expiry"]), rounds=1)  # type: ignore[list-item]
+    assert [(s.round, s.target.name, s.group) for s in one] == [
+        (1, "trio-quorum", "throughput"),
+        (None, "trio-quorum", "expiry"),
+    ]
+    assert [sc.id for sc in one[0].scenarios] == ["throughput.get.8x32", "throughput.get.1x1"]
+
+
+def test_median_round_picks_the_median_throughput_and_keeps_every_round() -> None:
+    from trio_quorum.bench.runner import median_round
+
+    rounds = [_ok(300.0, p50=0.5), _ok(100.0, p50=0.9), _ok(200.0, p50=0.2)]
+    out = median_round(rounds)
+    assert out["throughput"] == 200.0 and out["median_round"] == 3
+    assert out["latency_ms"]["all"]["p50"] == 0.2  # the median round's percentiles
+    assert out["runs_throughput"] == [300.0, 100.0, 200.0]
+    assert out["latency_p50_ms_rounds"] == [0.5, 0.9, 0.2]
+    assert out["latency_p50_ms_median"] == 0.5  # median over rounds, not the median round's
+    assert "rounds_failed" not in out and "repeats_throughput" not in out
+    assert rounds[2]["runs_throughput"] == [200.0]  # inputs are not modified
+
+
+def test_median_round_with_a_failed_round_and_repeats() -> None:
+    from trio_quorum.bench.runner import median_round
+
+    failed = {"status": "failed", "reason": "boom"}
+    out = median_round([_ok(100.0, runs=[90.0, 100.0, 110.0]), failed, _ok(300.0)])
+    assert out["throughput"] == 100.0 and out["median_round"] == 1  # lower median of 2
+    assert out["runs_throughput"] == [100.0, None, 300.0]
+    assert out["repeats_throughput"] == [[90.0, 100.0, 110.0], None, [300.0]]
+    assert out["rounds_failed"] == [{"round": 2, "status": "failed", "reason": "boom"}]
+    assert out["latency_p50_ms_median"] == 1.0
+    assert median_round([failed, failed]) == failed
+
+
+def test_round_ratios_pair_rounds_and_take_the_median() -> None:
+    from trio_quorum.bench.runner import round_ratios
+
+    zk = [_ok(100.0), _ok(200.0), _ok(100.0)]
+    tq = [_ok(150.0), _ok(100.0), _ok(80.0)]
+    ratios, med = round_ratios(zk, tq)
+    assert ratios == [1.5, 0.5, 0.8] and med == 0.8
+    ratios, med = round_ratios(zk, [_ok(150.0), {"status": "failed"}, _ok(80.0)])
+    assert ratios == [1.5, None, 0.8] and med == (1.5 + 0.8) / 2
+    assert round_ratios([{"status": "failed"}], [_ok(1.0)]) == ([None], None)
+
+
+def _fake_run(monkeypatch, targets: list, rounds: int, table: dict, only: list[str]) -> tuple:
+    """runner.run with a fake step runner: ``table[(target, round or group)]`` -> result."""
+    from trio_quorum.bench import runner
+    from trio_quorum.bench.scenarios import Settings
+
+    monkeypatch.setattr(runner, "machine_facts", lambda: {})
+    calls: list[tuple] = []
+    rounds_seen = {t.name: 0 for t in targets}
+
+    def run_group(target, group, scenarios, settings, workdir, log, subdir):
+        if group == "throughput":
+            rounds_seen[target.name] += 1
+            key = (target.name, rounds_seen[target.name])
+        else:
+            key = (target.name, group)
+        calls.append((key, subdir))
+        got = table.get(key, {})
+        if isinstance(got, str):  # the server did not start
+            return {}, None, got
+        return {sc.id: got for sc in scenarios}, {"Zookeeper version": "3.x"}, None
+
+    settings = Settings(rounds=rounds)
+    doc = runner.run(
+        targets, select(only), settings, Path("/nonexistent"), lambda _m: None, run_group
+    )
+    return doc, calls
+
+
+def test_run_aggregates_rounds_per_target_and_ratios_per_figure(monkeypatch) -> None:
+    table = {
+        ("zookeeper", 1): _ok(100.0, p50=0.30),
+        ("trio-quorum", 1): _ok(120.0, p50=0.20),
+        ("trio-quorum", 2): _ok(60.0, p50=0.40),
+        ("zookeeper", 2): _ok(50.0, p50=0.35),
+        ("zookeeper", 3): _ok(80.0, p50=0.10),
+        ("trio-quorum", 3): _ok(100.0, p50=0.25),
+        ("zookeeper", "expiry"): {"status": "ok", "elapsed_ms_min": 1.0},
+        ("trio-quorum", "expiry"): {"status": "ok", "elapsed_ms_min": 2.0},
+    }
+    doc, calls = _fake_run(monkeypatch, [ZK, TQ], 3, table, ["throughput.get.1x1", "expiry"])
+    assert calls == [
+        (("zookeeper", 1), "throughput.round1"),
+        (("trio-quorum", 1), "throughput.round1"),
+        (("trio-quorum", 2), "throughput.round2"),
+        (("zookeeper", 2), "throughput.round2"),
+        (("zookeeper", 3), "throughput.round3"),
+        (("trio-quorum", 3), "throughput.round3"),
+        (("zookeeper", "expiry"), None),
+        (("trio-quorum", "expiry"), None),
+    ]
+    fig = next(f for f in doc["figures"] if f["id"] == "throughput.get.1x1")
+    zk, tq = fig["results"]["zookeeper"], fig["results"]["trio-quorum"]
+    assert zk["throughput"] == 80.0 and zk["median_round"] == 3
+    assert tq["throughput"] == 100.0 and tq["median_round"] == 3
+    assert zk["runs_throughput"] == [100.0, 50.0, 80.0]
+    assert tq["runs_throughput"] == [120.0, 60.0, 100.0]
+    assert fig["ratio_per_round"] == [1.2, 1.2, 1.25]
+    assert fig["ratio_median"] == 1.2
+    assert zk["latency_p50_ms_median"] == 0.30 and tq["latency_p50_ms_median"] == 0.25
+    expiry = next(f for f in doc["figures"] if f["id"] == "expiry")
+    assert expiry["results"]["trio-quorum"] == {"status": "ok", "elapsed_ms_min": 2.0}
+    assert "ratio_per_round" not in expiry
+    assert doc["settings"]["rounds"] == 3
+    assert all(t["status"] == "ok" and t["version"] == "3.x" for t in doc["targets"].values())
+
+    md = report.render(doc)
+    summary = next(line for line in md.splitlines() if line.startswith("| getData, 1 session"))
+    assert "| 1.20x (1.20-1.25) |" in summary and "| 1.25x |" in summary
+    assert "| latency p50, median of rounds (ms) | 0.300 | 0.250 | 0.83x |" in md
+    assert "| every round (ops/s; median reported) | 100, 50, 80 | 120, 60, 100 |" in md
+
+
+def test_run_marks_a_target_that_never_starts_unavailable_and_skips_its_rounds(
+    monkeypatch,
+) -> None:
+    table = {
+        ("zookeeper", 1): "zookeeper did not start: log tail",
+        ("trio-quorum", 1): _ok(10.0),
+        ("trio-quorum", 2): "died on start",
+        ("trio-quorum", 3): _ok(30.0),
+    }
+    doc, calls = _fake_run(monkeypatch, [ZK, TQ], 3, table, ["throughput.set.8x32"])
+    assert [k for k, _ in calls] == [
+        ("zookeeper", 1),
+        ("trio-quorum", 1),
+        ("trio-quorum", 2),
+        ("trio-quorum", 3),
+    ]
+    assert doc["targets"]["zookeeper"]["status"] == "unavailable"
+    fig = doc["figures"][0]
+    assert fig["results"]["zookeeper"]["status"] == "unavailable"
+    tq = fig["results"]["trio-quorum"]
+    assert tq["status"] == "ok" and tq["throughput"] == 10.0
+    assert tq["runs_throughput"] == [10.0, None, 30.0]
+    assert tq["rounds_failed"][0]["round"] == 2
+    assert "ratio_per_round" not in fig
+    assert "| every round (ops/s; median reported) | – | 10, failed, 30 |" in report.render(doc)
+
+
+def test_rounds_default_three_in_full_mode_one_in_quick() -> None:
+    from trio_quorum.bench.runner import _parser, settings_from_args
+
+    def settings(*argv: str):
+        return settings_from_args(_parser().parse_args(list(argv)))
+
+    assert settings().rounds == 3 and settings().repeat == 1
+    assert settings("--quick").rounds == 1
+    assert settings("--quick", "--rounds", "2").rounds == 2
+    assert settings("--rounds", "5", "--repeat", "2").repeat == 2

@@ -480,20 +480,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.list:
-        for sc in SCENARIOS:
-            print(f"{sc.id:28} {sc.kind:11} {sc.title}{'  (--big)' if sc.needs_big else ''}")
-        return 0
-    # A quick run must not overwrite the committed full results by accident.
-    out_dir, stem = (
-        (REPO / "build" / "bench", "quick") if args.quick else (REPO / "docs", "benchmarks")
-    )
-    if args.json is None:
-        args.json = out_dir / f"{stem}.json"
-    if args.markdown is None:
-        args.markdown = out_dir / f"{stem}.md"
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The run's knobs: the mode's defaults (full or ``--quick``), then the explicit flags."""
     settings = Settings(big=args.big)
     if args.tick_time:
         settings = replace(settings, tick_time=args.tick_time, expiry_timeout_ms=3 * args.tick_time)
@@ -510,6 +498,27 @@ def main(argv: list[str] | None = None) -> int:
         "expiry_trials": args.expiry_trials,
     }
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.list:
+        for sc in SCENARIOS:
+            print(f"{sc.id:28} {sc.kind:11} {sc.title}{'  (--big)' if sc.needs_big else ''}")
+        return 0
+    # A quick run must not overwrite the committed full results by accident.
+    out_dir, stem = (
+        (REPO / "build" / "bench", "quick") if args.quick else (REPO / "docs", "benchmarks")
+    )
+    if args.json is None:
+        args.json = out_dir / f"{stem}.json"
+    if args.markdown is None:
+        args.markdown = out_dir / f"{stem}.md"
+    settings = settings_from_args(args)
+    if settings.rounds < 1 or settings.repeat < 1:
+        print("--rounds and --repeat must be at least 1", file=sys.stderr)
+        return 2
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
