@@ -1,12 +1,31 @@
 """One actor per client connection: framing, the handshake, batching, coalesced replies.
 
-A connection has two tasks: the *reader* (this actor's body) and the
-*writer*.  The reader feeds every socket read to a
-:class:`~trio_quorum.framing.FrameDecoder`, decodes ALL complete frames of
-that read and hands them to the pipeline as ONE batch (one channel message
-per read, never one per request).  The pipeline's final stage appends reply
-bytes to the connection's out-buffer (:meth:`ClientConnection.deliver`); the
-writer sends everything buffered with one ``send_all``.
+A connection owns a non-blocking stdlib socket and has two tasks: the
+*reader* (this actor's body) and the *writer*.  Both use trio's low-level IO
+directly (``trio.lowlevel.wait_readable`` / ``wait_writable``), not
+``trio.SocketStream``: a stream checkpoints (a whole scheduler round, ~10-15
+us here) after every successful ``recv`` and ``send``, and a reply that goes
+through a separate writer task costs another round to wake it.
+
+* The reader tries ``recv`` first and waits for readability only when the
+  kernel has nothing; it yields (``trio.lowlevel.checkpoint``) after every
+  ``_READS_PER_CHECKPOINT`` consecutive successful reads, so a connection
+  that is always readable cannot starve other tasks and is still cancelled
+  (abort, server shutdown) within a few reads.  Every complete frame of a
+  read is decoded and goes to the pipeline as ONE batch (one channel message
+  per read, never one per request).
+* :meth:`ClientConnection.deliver` (the final stage, once per connection per
+  batch; the reader's fast path, once per read) sends at once: when nothing is
+  queued it does ONE non-blocking ``send`` of the frames joined, in the
+  caller's step.  What the kernel did not take is queued and the writer task
+  (woken only then) sends the rest, waiting for writability.  While anything
+  is queued, later frames are appended behind it, so bytes leave in the order
+  they were delivered.  A send error never reaches the caller (the final
+  stage serves other connections): the connection is marked broken, its
+  queue dropped, and its writer ends it like any disconnect.
+
+A fast-path read therefore costs one scheduler round (the reader's wake-up):
+recv, answer, send, recv (would block), wait.
 
 Invariants:
 
@@ -44,11 +63,19 @@ Invariants:
   session stays alive until it expires or the client reconnects.
 * Closing a connection removes its watches and its per-IP count; it never
   closes the session (only closeSession or expiry do).
+  :meth:`ClientConnection.close_after_flush` sends everything queued, then
+  closes; :meth:`ClientConnection.abort` closes at once, dropping unsent
+  bytes; either way ``run``'s ``finally`` tells the server
+  (``connection_closed``) and closes the socket (``notify_closing`` first, so
+  no task is left waiting on a closed fd; a synchronous close, so bounded).
+* Back-pressure: a connection with more than ``_OUT_HIGH_WATER`` bytes queued
+  (its client is not reading) is not read until the writer brings it below.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -70,13 +97,17 @@ if TYPE_CHECKING:
     from ..data import Id
     from .standalone import StandaloneServer
 
-__all__ = ["ClientConnection", "Request"]
+__all__ = ["ClientConnection", "Request", "close_socket"]
 
 log = logging.getLogger("trio_quorum.server.connection")
 
 _READ_SIZE = 65536
+#: The reader yields to other tasks after this many consecutive successful reads.
+_READS_PER_CHECKPOINT = 8
 #: Stop reading from a client whose unsent replies exceed this (it is not reading).
 _OUT_HIGH_WATER = 4 * 1024 * 1024
+#: Buffers per ``sendmsg`` when the writer sends a queue of several (Linux IOV_MAX is 1024).
+_IOV_MAX = 512
 _ZERO_PASSWD = bytes(16)
 #: RequestHeader (xid, type) at the start of every frame after the ConnectRequest.
 _HEADER = struct.Struct(">ii")
@@ -126,9 +157,10 @@ class Request:
 class ClientConnection:
     """A client connection.  Hashable by identity: it is the watcher key."""
 
-    def __init__(self, server: StandaloneServer, stream: trio.SocketStream, remote: tuple[str, int]) -> None:
+    def __init__(self, server: StandaloneServer, sock: socket.socket, remote: tuple[str, int]) -> None:
         self.server = server
-        self.stream = stream
+        #: Non-blocking, owned by this connection (closed by :meth:`run`).
+        self.sock = sock
         self.remote = remote
         self.session_id = 0
         self.session_timeout = 0
@@ -138,9 +170,16 @@ class ClientConnection:
         self.outstanding = 0
         # None: the client sent no readOnly byte (old format), echo that.
         self.read_only_format: bool | None = False
-        self._out: list[bytes] = []
+        #: Bytes delivered but not yet taken by the kernel, in order (the head may be
+        #: a memoryview of a partly sent buffer).  Mutated in place, never replaced.
+        self._out: list[bytes | memoryview] = []
         self._out_bytes = 0
-        self._lot = trio.lowlevel.ParkingLot()
+        #: Bytes queued by ``deliver`` and not yet counted as a flush in the server's
+        #: response-size stats (counted when the writer empties the queue).
+        self._out_unflushed = 0
+        #: Why a send failed; the writer raises it (the connection ends).
+        self._broken: OSError | None = None
+        self._lot = trio.lowlevel.ParkingLot()  # the writer waits here for queued bytes
         self._drained = trio.lowlevel.ParkingLot()
         self._session_ready = trio.Event()
         self.closing = False
@@ -155,23 +194,87 @@ class ClientConnection:
         return 0 if self.closing else 1
 
     def deliver(self, frames: list[bytes]) -> None:
-        """Queue reply/notification frames (already encoded) to be sent in one write."""
-        if self.closed:
+        """Send reply/notification frames (already encoded), in order, in one write.
+
+        Synchronous and never raises: with nothing queued, ONE non-blocking
+        ``send`` of the frames joined, here and now; the rest (or, when bytes
+        are already queued, all of it) is queued behind what is there and sent
+        by the writer.  A send error marks the connection broken (see
+        :meth:`_send_now`).
+        """
+        if self.closed or self._broken is not None or not frames:
             return
-        self._out.extend(frames)
-        self._out_bytes += sum(map(len, frames))
-        self.stats.packets_sent += len(frames)
-        self.server.stats.packets_sent += len(frames)
-        self._lot.unpark_all()
+        k = len(frames)
+        self.stats.packets_sent += k
+        self.server.stats.packets_sent += k
+        if self._out:  # never overtake queued bytes
+            n = sum(map(len, frames))
+            self._out.extend(frames)
+            self._out_bytes += n
+            self._out_unflushed += n
+            return  # the writer is already awake: it only parks with an empty queue
+        data = frames[0] if k == 1 else b"".join(frames)
+        self._record_flush(len(data))
+        self._send_now(data)
 
     def deliver_one(self, frame: bytes) -> None:
-        if self.closed:
+        """:meth:`deliver` of one frame."""
+        if self.closed or self._broken is not None:
             return
-        self._out.append(frame)
-        self._out_bytes += len(frame)
         self.stats.packets_sent += 1
         self.server.stats.packets_sent += 1
+        if self._out:
+            self._out.append(frame)
+            self._out_bytes += len(frame)
+            self._out_unflushed += len(frame)
+            return
+        self._record_flush(len(frame))
+        self._send_now(frame)
+
+    def _send_raw(self, data: bytes) -> None:
+        """Send bytes that are not protocol packets (a 4lw answer): no packet stats."""
+        if self.closed or self._broken is not None:
+            return
+        if self._out:
+            self._out.append(data)
+            self._out_bytes += len(data)
+            return
+        self._send_now(data)
+
+    def _send_now(self, data: bytes) -> None:
+        """One non-blocking send of ``data`` (nothing is queued); queue what the kernel left."""
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            # EPIPE, ECONNRESET, ...: the caller may be the final stage, which
+            # serves other connections, so never raise; the writer ends this one.
+            self._break(exc)
+            return
+        if sent < len(data):
+            self._out.append(memoryview(data)[sent:] if sent else data)
+            self._out_bytes += len(data) - sent
+            self._lot.unpark_all()
+
+    def _break(self, exc: OSError) -> None:
+        if self._broken is None:
+            self._broken = exc
+        self.closing = True
+        self._out.clear()
+        self._out_bytes = 0
+        self._out_unflushed = 0
         self._lot.unpark_all()
+        self._drained.unpark_all()
+
+    def _record_flush(self, n: int) -> None:
+        """Response-size stats, one entry per write of a batch of frames (as ZooKeeper's per flush)."""
+        st = self.server.stats
+        st.last_client_response_size = n
+        if n > st.max_client_response_size:
+            st.max_client_response_size = n
+        if st.min_client_response_size < 0 or n < st.min_client_response_size:
+            st.min_client_response_size = n
 
     def finish_session_init(self, session_id: int, timeout: int, valid: bool) -> None:
         """``ZooKeeperServer.finishSessionInit``: queue the ConnectResponse; an invalid
@@ -206,7 +309,7 @@ class ClientConnection:
 
     # ------------------------------------------------------------ the actor
     async def run(self) -> None:
-        """Serve the connection until either side closes it."""
+        """Serve the connection until either side closes it; then close the socket."""
         try:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
@@ -223,36 +326,60 @@ class ClientConnection:
                 raise
         finally:
             self.closed = True
+            self._out.clear()
+            self._out_bytes = 0
             self.server.connection_closed(self)
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(1):
-                    await self.stream.aclose()
+            close_socket(self.sock)  # synchronous: needs no shield, cannot hang
 
     async def _writer(self) -> None:
-        stream = self.stream
+        """Send what :meth:`deliver` queued (the kernel's buffer was full), in order."""
+        sock = self.sock
+        out = self._out
+        wait_writable = trio.lowlevel.wait_writable
         while True:
-            while not self._out:
+            while not out:
+                if self._broken is not None:
+                    raise self._broken
                 if self.closing:
                     self._cancel.cancel(reason="connection closed after flush")
                     return
                 await self._lot.park()
-            out = self._out
-            self._out = []
-            n = self._out_bytes
-            self._out_bytes = 0
-            await stream.send_all(out[0] if len(out) == 1 else b"".join(out))
-            st = self.server.stats
-            st.last_client_response_size = n
-            if n > st.max_client_response_size:
-                st.max_client_response_size = n
-            if st.min_client_response_size < 0 or n < st.min_client_response_size:
-                st.min_client_response_size = n
-            self._drained.unpark_all()
+            try:
+                if len(out) == 1:
+                    sent = sock.send(out[0])
+                else:
+                    sent = sock.sendmsg(out[:_IOV_MAX])
+            except BlockingIOError:
+                await wait_writable(sock)  # a cancel point (abort drops the queue)
+                continue
+            self._consume(sent)
+            if not out and self._out_unflushed:
+                self._record_flush(self._out_unflushed)
+                self._out_unflushed = 0
+            if self._out_bytes <= _OUT_HIGH_WATER:
+                self._drained.unpark_all()
+
+    def _consume(self, sent: int) -> None:
+        """Drop the first ``sent`` bytes of the queue."""
+        out = self._out
+        self._out_bytes -= sent
+        i = 0
+        while sent:
+            n = len(out[i])
+            if sent < n:
+                out[i] = memoryview(out[i])[sent:]
+                break
+            sent -= n
+            i += 1
+        del out[:i]
 
     async def _reader(self) -> None:
         server = self.server
         decoder = FrameDecoder(server.config.jute_max_buffer)
-        stream = self.stream
+        sock = self.sock
+        recv = sock.recv
+        wait_readable = trio.lowlevel.wait_readable
+        streak = 0
         while not self.closing:
             # Back-pressure: a client that does not read its replies stops being read.
             while self._out_bytes > _OUT_HIGH_WATER and not self.closing:
@@ -260,12 +387,23 @@ class ClientConnection:
             # globalOutstandingLimit: stop reading from clients with requests in flight.
             while self.outstanding and server.stats.outstanding > server.config.global_outstanding_limit:
                 await server.throttle.park()
-            data = await stream.receive_some(_READ_SIZE)
+            try:
+                data = recv(_READ_SIZE)
+            except BlockingIOError:
+                streak = 0
+                await wait_readable(sock)  # a cancel point
+                continue
             if not data:
                 return
             decoder.feed(data)
             if not await self._process(decoder):
                 return
+            # Always readable (a client pipelining without pause): yield now and
+            # then, so other tasks run and a cancel (abort, shutdown) lands.
+            streak += 1
+            if streak >= _READS_PER_CHECKPOINT:
+                streak = 0
+                await trio.lowlevel.checkpoint()
 
     async def _process(self, decoder: FrameDecoder) -> bool:
         """Handle every complete frame of the last read; False when the connection must close."""
@@ -288,7 +426,7 @@ class ClientConnection:
         if self.session_id == 0:
             first = frames[0]
             if isinstance(first, FourLetterWord):
-                await self._four_letter_word(first)
+                self._four_letter_word(first)
                 return False
             if not await self._connect(first):
                 return False
@@ -334,16 +472,13 @@ class ClientConnection:
                     "closing connection from %s:%s: packet of %d bytes has no request header",
                     self.remote[0], self.remote[1], len(payload),
                 )
-                self._flush_batch(batch)
+                self._flush_batch(batch, replies)
                 return False
             xid, op = unpack_header(payload)
             if op == _AUTH_OP and xid == _AUTH_XID:
-                self._flush_batch(batch)
+                self._flush_batch(batch, replies)  # their replies go ahead of the auth reply
                 batch = []
                 append = batch.append
-                if replies:  # ahead of the auth reply
-                    self.deliver(replies)
-                    replies.clear()
                 if not self._auth(payload, max_len):
                     return False
                 continue
@@ -359,7 +494,7 @@ class ClientConnection:
                     "closing connection from %s:%s (session 0x%x): %s",
                     self.remote[0], self.remote[1], sid & 0xFFFFFFFFFFFFFFFF, exc,
                 )
-                self._flush_batch(batch)
+                self._flush_batch(batch, replies)
                 return False
             if fast:
                 if op in _FAST_READS:
@@ -367,7 +502,7 @@ class ClientConnection:
                     continue
                 fast = False
             append(Request(self, sid, xid, op, rec, now, auth_ids))
-        self._flush_batch(batch)
+        self._flush_batch(batch, replies)
         return True
 
     def _answer_now(self, req: Request, server: StandaloneServer, replies: list[bytes]) -> None:
@@ -397,15 +532,25 @@ class ClientConnection:
         self._predecessor = None
         return True
 
-    def _flush_batch(self, batch: list[Request]) -> None:
+    def _flush_batch(self, batch: list[Request], replies: list[bytes]) -> None:
+        """Send the fast path's replies so far, then hand ``batch`` to the pipeline.
+
+        In that order: the fast-path replies answer requests that came before
+        the batch's, and the pipeline may answer (``deliver``) a batch before
+        ``submit`` returns.
+        """
+        if replies:
+            self.deliver(replies)
+            replies.clear()
         if batch:
             self.outstanding += len(batch)
             self.server.submit(batch)
 
-    async def _four_letter_word(self, flw: FourLetterWord) -> None:
+    def _four_letter_word(self, flw: FourLetterWord) -> None:
+        """Answer a 4lw; the caller then closes (the writer sends what did not fit first)."""
         text = self.server.four_letter_word(flw.cmd)
         self.server.stats.packets_received += 1
-        await self.stream.send_all(text.encode("utf-8"))
+        self._send_raw(text.encode("utf-8"))
 
     async def _connect(self, payload: bytes | memoryview) -> bool:
         """Handle the ConnectRequest; False when the connection must close now."""
@@ -481,6 +626,13 @@ class ClientConnection:
 
 
 _DISCONNECTS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
+
+
+def close_socket(sock: socket.socket) -> None:
+    """Wake any task waiting on ``sock`` (``ClosedResourceError``), then close it."""
+    if sock.fileno() >= 0:
+        trio.lowlevel.notify_closing(sock)
+    sock.close()
 
 
 def _is_disconnect(exc: BaseException) -> bool:

@@ -76,7 +76,7 @@ from ..config import ServerConfig
 from ..persistence.api import Storage
 from ..sessions import SessionTracker
 from . import gcpolicy
-from .connection import ClientConnection, Request
+from .connection import ClientConnection, Request, close_socket
 from .fourlw import VERSION, run_command
 from .stats import ServerStats
 
@@ -115,6 +115,16 @@ class ServerFailed(Exception):
 _ACCEPT_CAPACITY_ERRORS = frozenset(
     getattr(errno, name) for name in ("EMFILE", "ENFILE", "ENOMEM", "ENOBUFS") if hasattr(errno, name)
 )
+#: accept() errors about that one connection (aborted, or a network error accept(2)
+#: passes on): skip it, keep accepting.
+_ACCEPT_SKIP_ERRORS = frozenset(
+    getattr(errno, name)
+    for name in ("ECONNABORTED", "EPERM", "EPROTO", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN", "ENONET",
+                 "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH")
+    if hasattr(errno, name)
+)
+#: The accept loop yields after this many connections accepted without waiting.
+_ACCEPTS_PER_CHECKPOINT = 8
 #: The vital children (see the module docstring).
 _VITAL = ("storage", "pipeline")
 _STORAGE_CLOSE_TIMEOUT = 10.0
@@ -541,59 +551,71 @@ class StandaloneServer:
         """Bind, then accept until asked to stop; one temporary ``conn-K`` child per socket."""
         cfg = self.config
         assert cfg.client_port is not None
-        # trio sets SO_REUSEADDR on listeners, so a SIGKILLed server rebinds at once.
-        listeners = await trio.open_tcp_listeners(cfg.client_port, host=cfg.client_port_address)
+        listening = await _open_listening_sockets(cfg.client_port_address, cfg.client_port)
         try:
-            self.port = listeners[0].socket.getsockname()[1]
+            self.port = listening[0].getsockname()[1]
             cfg.client_port = self.port  # clientPort=0: report the port really bound (conf, logs)
             log.info("binding to port %s:%s", cfg.client_port_address, self.port)
             async with open_supervisor(ctx, strategy=ONE_FOR_ONE) as sup:
                 self._serving = True
                 try:
                     async with trio.open_nursery() as nursery:
-                        for listener in listeners:
-                            nursery.start_soon(self._accept_loop, listener, sup)
+                        for lsock in listening:
+                            nursery.start_soon(self._accept_loop, lsock, sup)
                         task_status.started(self.port)
                         await _until_stop_requested(ctx, nursery)
                 finally:
                     self._serving = False
                 # Leaving the block stops every connection together (one shared grace).
         finally:
-            with trio.CancelScope(shield=True):
-                for listener in listeners:
-                    await listener.aclose()
+            for lsock in listening:
+                close_socket(lsock)
 
-    async def _accept_loop(self, listener: trio.SocketListener, sup: Supervisor) -> None:
+    async def _accept_loop(self, lsock: socket.socket, sup: Supervisor) -> None:
+        """Accept from a non-blocking listening socket, waiting only when none is pending."""
+        accept = lsock.accept
+        streak = 0
         while True:
             try:
-                stream = await listener.accept()
+                sock, _addr = accept()
+            except BlockingIOError:
+                streak = 0
+                await trio.lowlevel.wait_readable(lsock)  # a cancel point
+                continue
             except OSError as exc:
+                if exc.errno in _ACCEPT_SKIP_ERRORS:
+                    continue
                 if exc.errno in _ACCEPT_CAPACITY_ERRORS:
                     log.error("accept failed (%s); sleeping 100 ms", exc)
                     await trio.sleep(0.1)
                     continue
                 raise
-            await self._start_connection(stream, sup)
+            await self._start_connection(sock, sup)
+            # A flood of refused connections (maxClientCnxns) never waits: yield now and then.
+            streak += 1
+            if streak >= _ACCEPTS_PER_CHECKPOINT:
+                streak = 0
+                await trio.lowlevel.checkpoint()
 
-    async def _start_connection(self, stream: trio.SocketStream, sup: Supervisor) -> None:
+    async def _start_connection(self, sock: socket.socket, sup: Supervisor) -> None:
         try:
-            peer = stream.socket.getpeername()
+            sock.setblocking(False)
+            peer = sock.getpeername()
             remote = (str(peer[0]), int(peer[1]))
         except OSError:
-            await stream.aclose()
+            close_socket(sock)
             return
         limit = self.config.max_client_cnxns
         ip = remote[0]
         if limit and self._per_ip.get(ip, 0) >= limit:
             log.warning("Too many connections from /%s - max is %d", ip, limit)
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await stream.aclose()
+            close_socket(sock)
             return
         try:
-            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         except OSError:
             pass
-        conn = ClientConnection(self, stream, remote)
+        conn = ClientConnection(self, sock, remote)
         self._conns.add(conn)
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         self._conn_seq += 1
@@ -615,11 +637,54 @@ class StandaloneServer:
             if not conn.closed:  # it never ran: undo the bookkeeping, close the socket
                 conn.closed = True
                 self.connection_closed(conn)
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    await stream.aclose()
+                close_socket(sock)
             if not isinstance(exc, ChildStartFailed):
                 raise
             log.error("connection from %s:%s failed to start: %r", *remote, exc.__cause__)
+
+
+async def _open_listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Non-blocking listening sockets, one per address ``host`` resolves to.
+
+    As ``trio.open_tcp_listeners`` did before: ``SO_REUSEADDR`` (a SIGKILLed
+    server rebinds its port at once), IPv6 sockets v6-only, the system's
+    largest backlog.  ``port`` 0: each socket gets its own free port.
+    """
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    socks: list[socket.socket] = []
+    unsupported: OSError | None = None
+    try:
+        for family, type_, proto, _name, addr in infos:
+            try:
+                lsock = socket.socket(family, type_, proto)
+            except OSError as exc:
+                if exc.errno == errno.EAFNOSUPPORT:
+                    unsupported = exc
+                    continue
+                raise
+            socks.append(lsock)
+            if sys.platform != "win32":
+                lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                lsock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            lsock.bind(addr)
+            lsock.listen(_listen_backlog())
+            lsock.setblocking(False)
+    except BaseException:
+        for lsock in socks:
+            lsock.close()
+        raise
+    if not socks:
+        raise unsupported or OSError(errno.EADDRNOTAVAIL, f"no address to listen on for {host!r}")
+    return socks
+
+
+def _listen_backlog() -> int:
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return min(int(f.read()), 0xFFFF)
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
 
 
 async def _until_stop_requested(ctx: Context, nursery: trio.Nursery) -> None:
