@@ -402,3 +402,27 @@ def test_rounds_default_three_in_full_mode_one_in_quick() -> None:
     assert settings("--quick").rounds == 1
     assert settings("--quick", "--rounds", "2").rounds == 2
     assert settings("--rounds", "5", "--repeat", "2").repeat == 2
+
+
+def test_merge_drops_per_round_ratios_when_only_one_target_is_remeasured() -> None:
+    from trio_quorum.bench.runner import merge
+
+    both = {
+        "id": "throughput.set.8x32",
+        "kind": "throughput",
+        "results": {"zookeeper": _ok(100.0), "trio-quorum": _ok(90.0)},
+        "ratio_per_round": [0.9],
+        "ratio_median": 0.9,
+        "measured": {"command": "full"},
+    }
+    again = {
+        "id": "throughput.set.8x32",
+        "kind": "throughput",
+        "results": {"trio-quorum": _ok(120.0)},
+        "measured": {"command": "tq only"},
+    }
+    out = merge({"targets": {}, "figures": [both]}, {"targets": {}, "figures": [again]})
+    fig = out["figures"][0]
+    assert fig["results"]["zookeeper"]["throughput"] == 100.0
+    assert fig["results"]["trio-quorum"]["throughput"] == 120.0
+    assert "ratio_per_round" not in fig  # the old rounds' pairs no longer hold
