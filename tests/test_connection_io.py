@@ -22,6 +22,7 @@ import contextlib
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -53,11 +54,14 @@ def _get_data_value(frame: bytes) -> bytes:
     return bytes(frame[20:20 + n])
 
 
-async def _until(cond: object, what: str) -> None:
-    """Poll ``cond()`` until true, bounded by BOUND seconds."""
-    with trio.fail_after(BOUND):
-        while not cond():  # type: ignore[operator]
+async def _until(cond: Callable[[], bool], what: str) -> None:
+    """Poll ``cond()`` until it holds (a condition, not a duration), at most BOUND seconds."""
+    with trio.move_on_after(BOUND):
+        while True:
+            if cond():
+                return
             await trio.sleep(0.002)
+    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def _conn_of(r: Running, session_id: int) -> ClientConnection:
@@ -184,6 +188,48 @@ async def test_large_replies_reach_a_slow_reader_completely_and_in_order(tmp_pat
     assert r.error is None
 
 
+async def test_replies_delivered_while_the_writer_drains_keep_their_order(tmp_path: Path) -> None:
+    med = bytes(range(256)) * 256  # 64 KiB: larger than what the slow client's socket takes
+    async with running(tmp_path) as r:
+        a = await r.session()
+        with trio.fail_after(BOUND):
+            assert await a.call(1, CreateRequest("/med", med, OPEN_ACL_UNSAFE, 0)) == 0
+            assert await a.create("/small") == 0
+        slow = RawClient(r.port, rcvbuf=16384)
+        try:
+            with trio.fail_after(BOUND):
+                await slow.handshake()
+            # A small, fixed server-side send buffer: the writer's queue forms often.
+            _conn_of(r, slow.session_id).sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+            # Requests keep arriving while the writer is draining earlier replies:
+            # a reply delivered now must queue behind them even when the kernel
+            # has room at that moment (never a direct send past queued bytes).
+            expected: list[tuple[int, bytes | None]] = []
+            xid = 0
+            with trio.fail_after(BOUND * 3):
+                for i in range(150):
+                    reqs = [encode_request(xid + 1, 4, GetDataRequest("/med", False)),
+                            encode_request(xid + 2, 4, GetDataRequest("/small", False))]
+                    expected += [(xid + 1, med), (xid + 2, b"v")]
+                    xid += 2
+                    if i % 10 == 5:  # a write: its reply comes from the final stage
+                        xid += 1
+                        reqs.append(encode_request(xid, 5, SetDataRequest("/small", b"v", -1)))
+                        expected.append((xid, None))
+                    await slow.send_all(b"".join(reqs))
+                    data = await slow.recv_some(4096)
+                    assert data
+                    slow.buf += data
+                for want_xid, value in expected:
+                    f = await slow.frame(chunk=4096)
+                    assert _hdr(f)[0] == want_xid and _hdr(f)[2] == 0
+                    if value is not None:
+                        assert _get_data_value(f) == value
+        finally:
+            slow.close()
+    assert r.error is None
+
+
 async def test_client_that_never_reads_stops_being_read_and_others_are_served(tmp_path: Path) -> None:
     async with running(tmp_path) as r:
         a = await r.session()
@@ -213,22 +259,20 @@ async def test_client_that_never_reads_stops_being_read_and_others_are_served(tm
                         await trio.lowlevel.checkpoint()
                     assert sent < len(blob), "the server never stopped reading"
             read_so_far = conn.stats.packets_received
-            # Another session is served normally, many rounds in which the hog's
-            # reader could have read (it must not).
+            # Another session is served normally: many rounds in which the hog's
+            # reader could read, while the hog keeps trying to send (it must not be read).
             with trio.fail_after(BOUND):
-                for i in range(30):
+                for _ in range(30):
                     assert await a.call(5, SetDataRequest("/mid", b"m" * 1024, -1)) == 0
                     assert await a.get("/mid") == 0
+                    with contextlib.suppress(BlockingIOError):
+                        sent += hog.sock.send(memoryview(blob)[sent:sent + 65536])
+                    assert sent < len(blob), "the server never stopped reading"
                 b = await r.session()
                 assert await b.create("/b") == 0
-            assert conn.stats.packets_received == read_so_far
+            assert conn.stats.packets_received == read_so_far, "the hog was read past the high-water mark"
             assert conn._out_bytes > _OUT_HIGH_WATER
-            try:
-                hog.sock.send(blob[sent:sent + frame_len])
-            except BlockingIOError:
-                pass
-            else:
-                raise AssertionError("the hog's socket took more bytes: the server read from it")
+            assert len(conn._drained) == 1, "the hog's reader is not parked by back-pressure"
             # Now the hog reads: everything it sent is answered, in order.
             expected = -(-sent // frame_len)  # the partly sent last frame is completed below
             rest = blob[sent:expected * frame_len]
