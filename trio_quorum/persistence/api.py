@@ -17,6 +17,8 @@ Contract:
   Implementations group-commit: many appends, one fsync.
 * A failed write or fsync raises :class:`StorageFailed`; the server then stops
   taking writes and exits: an uncertain log is never acknowledged.
+* :meth:`Storage.sync_inline` is :meth:`Storage.sync` in the caller's thread,
+  for a pipeline with nothing else in flight (one write, no hand-off).
 * :meth:`Storage.maybe_snapshot` is called after transactions were applied to
   the tree; every ~snapCount transactions it rolls the log and writes a fuzzy
   snapshot in the background without stalling the pipeline.
@@ -56,6 +58,18 @@ class Storage(Protocol):
 
     async def sync(self) -> None:
         """Make everything appended so far durable (one group commit); raise StorageFailed on error."""
+        ...
+
+    def sync_inline(self) -> bool:
+        """:meth:`sync`, blocking the caller, for the direct write path of an idle pipeline.
+
+        Returns False (nothing done) when a group commit is already in flight;
+        raises StorageFailed like :meth:`sync`.
+        """
+        ...
+
+    def snapshot_soon(self, tree: DataTree, sessions: dict[int, int]) -> bool:
+        """:meth:`maybe_snapshot` without awaiting; False when a due snapshot needs one."""
         ...
 
     async def maybe_snapshot(self, tree: DataTree, sessions: dict[int, int]) -> None:

@@ -83,8 +83,23 @@ class MemStore:
             self.pending.clear()
         self.sync_count += 1
 
+    def sync_inline(self) -> bool:
+        """:meth:`sync` without awaiting (the server's direct write path); same faults."""
+        if self._fail_syncs:
+            self._fail_syncs -= 1
+            raise StorageFailed("injected fsync failure")
+        if self.pending:
+            self.durable.extend(self.pending)
+            self.pending.clear()
+        self.sync_count += 1
+        return True
+
     async def maybe_snapshot(self, tree: DataTree, sessions: dict[int, int]) -> None:
         self.snapshot_calls += 1
+
+    def snapshot_soon(self, tree: DataTree, sessions: dict[int, int]) -> bool:
+        self.snapshot_calls += 1
+        return True
 
     async def aclose(self) -> None:
         """Like a clean shutdown: sync what is pending, then refuse appends."""

@@ -17,6 +17,30 @@ message costs ~10 us, so never one message per request per stage):
   BEFORE any later reply, and delivers each connection's frames with one
   ``deliver`` call per batch.
 
+**Direct path** (``Pipeline.submit``): when nothing is in flight in the
+stages and no other connection committed in the last ``_DIRECT_QUIET_S``,
+the batch is processed in the caller's step: prep, append, ``sync_inline``
+(write + fdatasync in the event-loop thread), apply, deliver.  On this
+machine the hand-off to the syncer thread and back, plus three stage hops,
+cost more than the fsync itself (docs/server.md, "Performance"), which is
+what a lone client waits for.  Why it is safe:
+
+* it contains no ``await``, so nothing interleaves: the stages are empty,
+  and no later batch can be prepped, logged or applied before this one is
+  done: zxid order, per-session FIFO and "reply after sync" hold as in the
+  stages, which run the same helpers (``_prep_batch``, ``_append_batch``,
+  ``_finish_batch``);
+* a failure is sent as a ``_Crash`` message to the stage whose work failed,
+  which raises it: the same escalation as a crash in that stage (the server
+  stops; nothing after the failure is acknowledged);
+* group commit is kept under load: a write from a connection other than
+  the last committer, within ``_DIRECT_QUIET_S`` of the last commit, goes
+  through the stages (so concurrent clients share one fsync), and so does
+  everything while the stages hold anything;
+* a slow disk does not stall the event loop for long: an inline fsync slower
+  than ``_DIRECT_SLOW_FSYNC_S`` turns the direct path off for
+  ``_DIRECT_BACKOFF_S`` (the syncer thread takes the fsyncs meanwhile).
+
 Per-session FIFO holds because every request of a session that has anything
 in flight flows through this single ordered pipeline; a connection with
 nothing in flight answers its plain reads itself (the read fast path,
@@ -81,9 +105,25 @@ _ERROR = int(OpCode.error)
 _MULTI = int(OpCode.multi)
 #: Cap on how many requests the sync stage merges under one fsync.
 _MAX_GROUP = 1000
+#: The direct path runs only when the last commit was this connection's or
+#: ended this long ago (s): otherwise other connections are likely committing
+#: too and should share one group commit instead of one inline fsync each.
+_DIRECT_QUIET_S = 0.001
+#: An inline fsync slower than this switches the direct path off for a while.
+_DIRECT_SLOW_FSYNC_S = 0.005
+_DIRECT_BACKOFF_S = 5.0
 #: Stage inboxes are unbounded in practice: ``submit`` is called from
 #: synchronous code and must never block; globalOutstandingLimit is the bound.
 _INBOX = sys.maxsize
+
+
+class _Crash:
+    """A stage's inbox message: raise ``exc`` (its work failed in the direct path)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 def _watcher_may_read(watcher: object, acl: tuple[ACL, ...]) -> bool:
@@ -116,15 +156,42 @@ class Pipeline:
         self.tree_trusted = True
         # A dead ref until the pipeline actor runs: submit raises ActorNotRunning.
         self._prep_ref: ActorRef[list[Request]] = ActorRef("pipeline/prep")
+        self._sup: Any = None
+        #: Requests handed to the stages and not yet finished by the final stage.
+        self._in_flight = 0
+        #: The stages run and no stop was asked: the direct path may run.
+        self._running = False
+        #: The direct write path (see the module docstring); tests switch it off
+        #: to drive the stages.
+        self.direct_enabled = True
+        self.direct_batches = 0
+        self._last_commit_conn: object = None
+        self._last_commit_end = float("-inf")
+        self._direct_off_until = 0.0
 
     # ------------------------------------------------------------ facade
     def submit(self, batch: list[Request]) -> None:
-        """Queue a batch for prep (never blocks).
+        """Process a batch: now, in the caller (direct path), or queued for prep.
+
+        Never blocks.  Replies are delivered to the connections either way.
 
         Raises:
           ActorNotRunning: the pipeline is not running (stopping or failed).
         """
+        if self._in_flight == 0 and self._running and self.direct_enabled and self._quiet(batch):
+            self._run_direct(batch)
+            return
         self._prep_ref.send_nowait(batch)
+        self._in_flight += len(batch)
+
+    def _quiet(self, batch: list[Request]) -> bool:
+        """Nobody else is likely to commit in the next moment (see the module docstring)."""
+        if not self.tree_trusted:
+            return False
+        now = time.perf_counter()
+        if now < self._direct_off_until:
+            return False
+        return batch[0].conn is self._last_commit_conn or now - self._last_commit_end > _DIRECT_QUIET_S
 
     def last_processed_zxid(self) -> int:
         return self.tree.last_processed_zxid
@@ -195,42 +262,53 @@ class Pipeline:
             ctx, strategy=ONE_FOR_ALL, children=self.stage_specs(), max_restarts=0
         ) as sup:
             self._prep_ref = sup.ref("prep")
-            task_status.started()
-            async for _ in inbox:  # ends when asked to stop
-                pass
+            self._sup = sup
+            self._running = True
+            try:
+                task_status.started()
+                async for _ in inbox:  # ends when asked to stop
+                    pass
+            finally:
+                self._running = False
             # Drain: prep, sync, final, one at a time, each told the server's reason.
             reason = self.server.stop_reason or "pipeline stopping"
             for cid in reversed(sup.child_ids()):
                 await sup.stop_child(cid, reason=reason)
 
     async def _prep_stage(
-        self, ctx: Context, inbox: trio.abc.ReceiveChannel[list[Request]], *, task_status: trio.TaskStatus[None]
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
     ) -> None:
-        prep = self.prep
-        prepare = prep.prepare
+        prep_batch = self._prep_batch
         send = ctx.supervisor.ref("sync").send
         task_status.started()
         async for batch in inbox:
-            wall = int(time.time() * 1000)
-            for req in batch:
-                if req.record.__class__ is _UnimplementedType:
-                    req.err = Err.UNIMPLEMENTED
-                    continue
-                try:
-                    r = prepare(req.session_id, req.xid, req.type, req.record, req.auth_ids, wall,
-                                owner=req.conn)
-                except KeeperError as exc:
-                    req.err = exc.code
-                    continue
-                if r is not None:
-                    req.hdr, req.txn = r
+            if batch.__class__ is _Crash:
+                raise batch.exc
+            prep_batch(batch)
             try:
                 await send(batch)
             except ActorNotRunning:
                 return _downstream_gone(ctx, len(batch))
 
+    def _prep_batch(self, batch: list[Request]) -> None:
+        """Prep every request of ``batch`` (zxids, txns, error codes), in order."""
+        prepare = self.prep.prepare
+        wall = int(time.time() * 1000)
+        for req in batch:
+            if req.record.__class__ is _UnimplementedType:
+                req.err = Err.UNIMPLEMENTED
+                continue
+            try:
+                r = prepare(req.session_id, req.xid, req.type, req.record, req.auth_ids, wall,
+                            owner=req.conn)
+            except KeeperError as exc:
+                req.err = exc.code
+                continue
+            if r is not None:
+                req.hdr, req.txn = r
+
     async def _sync_stage(
-        self, ctx: Context, inbox: trio.abc.ReceiveChannel[list[Request]], *, task_status: trio.TaskStatus[None]
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
     ) -> None:
         storage = self.server.storage
         stats = self.server.stats
@@ -238,18 +316,18 @@ class Pipeline:
         send = ctx.supervisor.ref("final").send
         task_status.started()
         async for batch in inbox:
+            if batch.__class__ is _Crash:
+                raise batch.exc
             # Group commit: everything that piled up while the last fsync ran.
             while len(batch) < _MAX_GROUP:
                 try:
-                    batch = batch + receive_nowait()
+                    more = receive_nowait()
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-            writes = 0
-            for req in batch:
-                if req.hdr is not None:
-                    storage.append(req.hdr, req.txn)  # type: ignore[arg-type]
-                    writes += 1
-            if writes:
+                if more.__class__ is _Crash:
+                    raise more.exc
+                batch = batch + more
+            if self._append_batch(batch):
                 t0 = trio.current_time()
                 await storage.sync()
                 stats.fsync_count += 1
@@ -259,8 +337,18 @@ class Pipeline:
             except ActorNotRunning:
                 return _downstream_gone(ctx, len(batch))
 
+    def _append_batch(self, batch: list[Request]) -> int:
+        """Append the txns of ``batch`` to storage; return how many."""
+        append = self.server.storage.append
+        writes = 0
+        for req in batch:
+            if req.hdr is not None:
+                append(req.hdr, req.txn)  # type: ignore[arg-type]
+                writes += 1
+        return writes
+
     async def _final_stage(
-        self, ctx: Context, inbox: trio.abc.ReceiveChannel[list[Request]], *, task_status: trio.TaskStatus[None]
+        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
     ) -> None:
         task_status.started()
         try:
@@ -269,40 +357,109 @@ class Pipeline:
             self.tree_trusted = False
             raise
 
-    async def _final_loop(self, inbox: trio.abc.ReceiveChannel[list[Request]]) -> None:
+    async def _final_loop(self, inbox: trio.abc.ReceiveChannel[Any]) -> None:
         server = self.server
         async for batch in inbox:
-            out: dict[ClientConnection, list[bytes]] = {}
-            to_close: list[ClientConnection] = []
-            applied = False
-            for req in batch:
-                if req.hdr is not None:
-                    # No try here: a write that fails half-way leaves the tree
-                    # out of step with the log; this stage crashes and the
-                    # server escalates (see the module docstring).
-                    applied = True
-                    self._apply(req, out, to_close)
-                    continue
-                try:
-                    self._read(req, out)
-                except Exception:  # a read changes nothing: SYSTEMERROR for it, serve on
-                    log.exception("internal error processing %s (type %s)", req.record, req.type)
-                    if req.conn is not None:
-                        out.setdefault(req.conn, []).append(
-                            encode_reply(req.xid, self.tree.last_processed_zxid, Err.SYSTEMERROR)
-                        )
-            now = server.now_ms()
-            st = server.stats
-            st.outstanding -= len(batch)
-            for target, frames in out.items():
-                target.deliver(frames)
-            _account(batch, now, self.tree.last_processed_zxid, st)
-            for conn in to_close:
-                conn.close_after_flush()
-            server.outstanding_released()
+            if batch.__class__ is _Crash:
+                raise batch.exc
+            applied = self._finish_batch(batch)
+            self._in_flight -= len(batch)
+            self._last_commit_conn = None
+            self._last_commit_end = time.perf_counter()
             if applied:
-                self.prep.released(self.tree.last_processed_zxid)
                 await server.storage.maybe_snapshot(self.tree, server.tracker.session_timeouts())
+
+    def _finish_batch(self, batch: list[Request]) -> bool:
+        """Apply the txns and answer the reads of a synced ``batch``; True if it had txns.
+
+        Replies and watch events are delivered per connection (one ``deliver``
+        each), then the outstanding counts and latency stats are updated.
+        """
+        server = self.server
+        out: dict[ClientConnection, list[bytes]] = {}
+        to_close: list[ClientConnection] = []
+        applied = False
+        for req in batch:
+            if req.hdr is not None:
+                # No try here: a write that fails half-way leaves the tree
+                # out of step with the log; this stage crashes and the
+                # server escalates (see the module docstring).
+                applied = True
+                self._apply(req, out, to_close)
+                continue
+            try:
+                self._read(req, out)
+            except Exception:  # a read changes nothing: SYSTEMERROR for it, serve on
+                log.exception("internal error processing %s (type %s)", req.record, req.type)
+                if req.conn is not None:
+                    out.setdefault(req.conn, []).append(
+                        encode_reply(req.xid, self.tree.last_processed_zxid, Err.SYSTEMERROR)
+                    )
+        now = server.now_ms()
+        st = server.stats
+        st.outstanding -= len(batch)
+        for target, frames in out.items():
+            target.deliver(frames)
+        _account(batch, now, self.tree.last_processed_zxid, st)
+        for conn in to_close:
+            conn.close_after_flush()
+        server.outstanding_released()
+        if applied:
+            self.prep.released(self.tree.last_processed_zxid)
+        return applied
+
+    # ------------------------------------------------------------ direct path
+    def _run_direct(self, batch: list[Request]) -> None:
+        """prep, append, inline fsync, apply, reply: one synchronous step, no hops.
+
+        Nothing can interleave (no ``await``), so this is the stages' work in
+        their order for a pipeline with nothing in flight.  A failure is
+        handed to the stage that would have failed, which raises it: the same
+        escalation as a crash in the stages themselves.
+        """
+        server = self.server
+        storage = server.storage
+        try:
+            self._prep_batch(batch)
+        except BaseException as exc:
+            return self._crash("prep", exc, batch)
+        try:
+            if self._append_batch(batch):
+                t0 = time.perf_counter()
+                if not storage.sync_inline():
+                    raise RuntimeError("direct path: a group commit was in flight with nothing in the pipeline")
+                t1 = time.perf_counter()
+                st = server.stats
+                st.fsync_count += 1
+                st.fsync_total_ms += (t1 - t0) * 1000
+                if t1 - t0 > _DIRECT_SLOW_FSYNC_S:
+                    # A slow disk: an inline fsync stalls every connection; let the
+                    # syncer thread take them for a while.
+                    self._direct_off_until = t1 + _DIRECT_BACKOFF_S
+                    log.info("inline fsync took %.1f ms: direct write path off for %.0f s",
+                             (t1 - t0) * 1000, _DIRECT_BACKOFF_S)
+        except BaseException as exc:
+            return self._crash("sync", exc, batch)
+        try:
+            applied = self._finish_batch(batch)
+        except BaseException as exc:
+            self.tree_trusted = False
+            return self._crash("final", exc, batch)
+        self.direct_batches += 1
+        self._last_commit_conn = batch[0].conn
+        self._last_commit_end = time.perf_counter()
+        if applied:
+            storage.snapshot_soon(self.tree, server.tracker.session_timeouts())
+        return None
+
+    def _crash(self, stage: str, exc: BaseException, batch: list[Request]) -> None:
+        """Make ``stage`` raise ``exc`` (one_for_all, intensity 0: the server escalates)."""
+        self._running = False  # no more direct batches: the state is not to be trusted
+        log.error("direct path: %s failed on a batch of %d requests: %r", stage, len(batch), exc)
+        try:
+            self._sup.ref(stage).send_nowait(_Crash(exc))
+        except ActorNotRunning:
+            log.warning("pipeline/%s is gone; %r not escalated through it", stage, exc)
 
     # ------------------------------------------------------------ writes
     def _notify(self, events: list[Any], zxid: int, out: dict[ClientConnection, list[bytes]]) -> None:

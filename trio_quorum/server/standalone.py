@@ -192,14 +192,15 @@ class StandaloneServer:
         When the pipeline is not running (the server is stopping or failed) the
         batch is dropped: its connections are about to be closed.
         """
+        # Counted first: the pipeline may answer the batch before returning (its direct path).
+        self.stats.outstanding += len(batch)
+        if batch[0].type == -10:  # createSession: a new bucket may now be the earliest
+            self._expirer_wakeup.set()
         try:
             self.pipeline.submit(batch)
         except ActorNotRunning:
+            self.stats.outstanding -= len(batch)
             log.debug("pipeline not running: dropped a batch of %d requests", len(batch))
-            return
-        self.stats.outstanding += len(batch)
-        if batch[0].type in (-10,):  # createSession: a new bucket may now be the earliest
-            self._expirer_wakeup.set()
 
     def outstanding_released(self) -> None:
         """The final stage finished a batch: wake connections held by globalOutstandingLimit."""
