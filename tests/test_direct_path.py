@@ -24,11 +24,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from actors import ActorCrashed
 from trio_quorum.persistence.memstore import MemStore
 from trio_quorum.server import pipeline as pipeline_mod
 from trio_quorum.server.standalone import ServerFailed
-
-from actors import ActorCrashed
 
 from .test_supervision import BOUND, ROOT, RecordingStore, running
 
