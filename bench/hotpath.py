@@ -4,13 +4,15 @@ Runs, per request, exactly the core calls the pipeline makes for a write
 (``trio_quorum/server/pipeline.py`` and ``persistence/filestore.py``), without
 trio, sockets or files:
 
-1. ``proto.decode_request(op, payload, max_len=, offset=8)``     (connection)
+1. ``proto.decode_request(op, payload, max_len=, offset=8)``     (connection;
+   ``payload`` a memoryview slice of the batch, as ``FrameDecoder`` yields)
 2. ``Prep.prepare(session_id, xid, op, record, auth_ids, wall, owner=conn)``  (prep stage)
 3. ``encode_txn(hdr, txn)`` + ``entry_head(payload)`` into a bytearray  (``FileStore.append``)
 4. ``Final.write(hdr, txn)``, then the checks ``Pipeline._apply`` makes  (final stage)
 5. ``proto.encode_reply(xid, zxid, err, body)``
 
-with ``Prep.released`` once per batch, as the final stage does.  The setup
+with ``Prep.released`` once per batch, as the final stage does, and the
+server's GC thresholds (``server/gcpolicy.py``).  The setup
 mirrors ``Pipeline.__init__``/``StandaloneServer``: a ``DataTree`` with a
 ``watch_acl_filter``, a ``Prep`` over a real ``SessionTracker`` holding one
 session, and a ``Final``.  Loads follow the benchmark's generator
@@ -48,8 +50,9 @@ from trio_quorum.final import Final  # noqa: E402
 from trio_quorum.jute import DEFAULT_MAX_BUFFER  # noqa: E402
 from trio_quorum.persistence.txnlog import entry_head  # noqa: E402
 from trio_quorum.prep import Prep  # noqa: E402
+from trio_quorum.server.gcpolicy import THRESHOLDS  # noqa: E402
 from trio_quorum.sessions import SessionTracker  # noqa: E402
-from trio_quorum.txn import TxnHeader, encode_txn  # noqa: E402
+from trio_quorum.txn import encode_txn  # noqa: E402
 
 _SET = int(OpCode.setData)
 _CREATE = int(OpCode.create)
@@ -125,7 +128,14 @@ class Setup:
         out: list[bytes] = []
         for start in range(0, len(frames), BATCH):
             reqs = []
-            for op, payload in frames[start : start + BATCH]:
+            # One socket read's frames: the connection gets memoryview slices
+            # of the read (framing.FrameDecoder), not bytes.
+            chunk = frames[start : start + BATCH]
+            read = memoryview(b"".join(p for _op, p in chunk))
+            pos = 0
+            for _op, p in chunk:
+                payload = read[pos : pos + len(p)]
+                pos += len(p)
                 xid, op = unpack(payload)  # the connection's RequestHeader
                 rec = decode_request(op, payload, max_len=max_len, offset=8)  # 1
                 reqs.append((xid, op, rec))
@@ -201,6 +211,7 @@ def main() -> None:
     ap.add_argument("--only", choices=("set", "create"), help="run one load only")
     ap.add_argument("--profile", choices=("set", "create"), help="cProfile one load instead")
     args = ap.parse_args()
+    gc.set_threshold(*THRESHOLDS)  # the server's policy while serving (server/gcpolicy.py)
     if args.profile:
         profile(args.profile, args.n)
         return

@@ -82,6 +82,7 @@ _CHECK = int(OpCode.check)
 _RECONFIG = int(OpCode.reconfig)
 _GET_EPHEMERALS = int(OpCode.getEphemerals)
 _NO_EVENTS: list[WatchEvent] = []  # shared, never mutated
+_new_tuple = tuple.__new__
 
 
 class Outcome(NamedTuple):
@@ -168,6 +169,17 @@ class Final:
         rc = tree.apply(hdr, rec)
         zxid = tree.last_processed_zxid
         typ = hdr.type
+        # Outcome(...) without the namedtuple's Python-level __new__: same tuple.
+        if typ == _SET_DATA:  # the hot writes first (same answers as below)
+            err = rc.err
+            if err:
+                return _new_tuple(Outcome, (err, None, zxid, rc.events, rc))
+            return _new_tuple(Outcome, (_OK, SetDataResponse(rc.stat), zxid, rc.events, rc))  # type: ignore[arg-type]
+        if typ == _CREATE:
+            err = rc.err
+            if err:
+                return _new_tuple(Outcome, (err, None, zxid, rc.events, rc))
+            return _new_tuple(Outcome, (_OK, CreateResponse(rc.path), zxid, rc.events, rc))  # type: ignore[arg-type]
         if typ == _ERROR:
             err = rec.err if isinstance(rec, ErrorTxn) else rc.err
             return Outcome(err, None, zxid, rc.events, rc)

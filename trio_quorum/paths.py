@@ -25,6 +25,7 @@ __sans_io__ = True
 
 __all__ = [
     "path_error",
+    "plain_path",
     "is_valid_path",
     "validate_path",
     "parent_of",
@@ -39,6 +40,25 @@ SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/co
 # One regex finds the first refused character; most paths are plain ASCII and
 # fail the search at C speed.
 _BAD_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\U0010ffff]")
+
+
+def plain_path(path: str) -> bool:
+    """A cheap sufficient test: True means ``path_error(path) is None``.
+
+    Printable ASCII (so no refused character), absolute, no trailing ``/``,
+    no empty component and no component starting with ``.`` (so neither
+    ``.`` nor ``..``).  False only means "ask :func:`path_error`".  Hot
+    callers inline this expression; ``tests/test_hotpath_paths.py`` checks
+    the implication.
+    """
+    return (
+        path.isascii()
+        and path.isprintable()
+        and path[:1] == "/"
+        and path[-1] != "/"
+        and "//" not in path
+        and "/." not in path
+    )
 
 
 def path_error(path: object) -> str | None:

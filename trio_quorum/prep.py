@@ -89,6 +89,7 @@ _OP_DELETE_CONTAINER = int(OpCode.deleteContainer)
 _OP_MULTI = int(OpCode.multi)
 _CREATE = int(OpCode.create)
 _CREATE2 = int(OpCode.create2)
+_SET_DATA = int(OpCode.setData)
 _OP_CREATE_SESSION = int(OpCode.createSession)
 _OP_CLOSE_SESSION = int(OpCode.closeSession)
 _OP_RECONFIG = int(OpCode.reconfig)
@@ -343,7 +344,23 @@ class Prep:
             KeeperError: only for a non-write op: its session check failed, or
                 the opcode is unknown (UNIMPLEMENTED; no zxid is consumed).
         """
-        if op in _READ_OPS:  # reads first: they make no txn, only the session check
+        if op == _SET_DATA or op == _CREATE:
+            # The hot writes: what the general branch below does, without the
+            # handler dispatch and its (type, record) tuple.
+            zxid = self.last_zxid + 1
+            self.last_zxid = zxid
+            try:
+                sessions = self.sessions
+                if sessions is not None:
+                    sessions.check_session(session_id, owner)
+                if op == _SET_DATA:
+                    rec: TxnRecord = self._set_data_txn(request, zxid, auth_ids)
+                else:
+                    rec = self._create_txn(op, request, zxid, session_id, auth_ids)
+            except KeeperError as e:
+                return TxnHeader(session_id, cxid, zxid, now, ERROR_TYPE), ErrorTxn(int(e.code))
+            return TxnHeader(session_id, cxid, zxid, now, op), rec
+        if op in _READ_OPS:  # reads: they make no txn, only the session check
             if self.sessions is not None:
                 self.sessions.check_session(session_id, owner)
             return None
@@ -389,6 +406,12 @@ class Prep:
         """
         q = self._changes
         by_path = self.by_path
+        if q and q[-1].zxid <= zxid:
+            # All of them (the common case): every record of by_path is in q.
+            n = len(q)
+            q.clear()
+            by_path.clear()
+            return n
         n = 0
         while q and q[0].zxid <= zxid:
             c = q.popleft()
@@ -488,6 +511,11 @@ class Prep:
     def _create(
         self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
     ) -> tuple[int, TxnRecord]:
+        return op, self._create_txn(op, req, zxid, session_id, auth_ids)
+
+    def _create_txn(
+        self, op: int, req: Any, zxid: int, session_id: int, auth_ids: Sequence[Id]
+    ) -> TxnRecord:
         if op == _OP_CREATE_TTL:
             if not isinstance(req, CreateTTLRequest):
                 raise KeeperError(Err.MARSHALLINGERROR)
@@ -515,17 +543,29 @@ class Prep:
         if slash == -1 or "\x00" in path:
             raise KeeperError(Err.BADARGUMENTS, path)
         parent_path = path[:slash] or "/"
-        acl = fixup_acl(path, auth_ids, req.acl, self.auth)
-        parent = self._record(parent_path)
+        acl = req.acl
+        if acl is not OPEN_ACL_UNSAFE:
+            acl = fixup_acl(path, auth_ids, acl, self.auth)
+        by_path = self.by_path
+        parent = by_path.get(parent_path)
+        if parent is None or not parent.exists:
+            parent = self._record(parent_path)
         pacl = parent.acl
         if pacl is not OPEN_ACL_UNSAFE and not self.skip_acl and not acl_check(pacl, _PERM_CREATE, auth_ids):
             raise KeeperError(Err.NOAUTH, path)
         cversion = parent.cversion
         if flags == 2 or flags == 3 or flags == 6:
             path = f"{path}{cversion:010d}"
-        if path_error(path) is not None:
+        # paths.plain_path(path), inlined: most paths are plainly valid.
+        if not (
+            path.isascii()
+            and path.isprintable()
+            and path[0] == "/"
+            and path[-1] != "/"
+            and "//" not in path
+            and "/." not in path
+        ) and path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
-        by_path = self.by_path
         existing = by_path.get(path)
         if existing.exists if existing is not None else path in self.tree.nodes:
             raise KeeperError(Err.NODEEXISTS, path)
@@ -565,7 +605,7 @@ class Prep:
             undo.append((path, existing))
         changes.append(node)
         by_path[path] = node
-        return op, rec
+        return rec
 
     def _delete(
         self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
@@ -618,6 +658,9 @@ class Prep:
     def _set_data(
         self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
     ) -> tuple[int, TxnRecord]:
+        return op, self._set_data_txn(req, zxid, auth_ids)
+
+    def _set_data_txn(self, req: Any, zxid: int, auth_ids: Sequence[Id]) -> SetDataTxn:
         # The hot write: _validate_known + _record + _check_acl + _for_update +
         # _add inlined, same checks in the same order, one ChangeRecord built.
         if type(req) is not SetDataRequest and not isinstance(req, SetDataRequest):
@@ -673,7 +716,7 @@ class Prep:
         self.by_path[path] = rec
         if self._undo is not None:
             self._undo.append((path, prev))
-        return op, SetDataTxn(path, data, new_version)
+        return SetDataTxn(path, data, new_version)
 
     def _set_acl(
         self, op: int, req: Any, zxid: int, now: int, session_id: int, auth_ids: Sequence[Id]
