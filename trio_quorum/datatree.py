@@ -106,6 +106,7 @@ _CREATE_TYPES = frozenset(
 
 _CreateRec = CreateTxn | CreateContainerTxn | CreateTTLTxn
 _pack_stat = STAT_STRUCT.pack
+_new = object.__new__
 
 
 class ApplyResult:
@@ -343,15 +344,53 @@ class DataTree:
         typ = hdr.type
         if typ == _T_setData and type(rec) is SetDataTxn:
             # The hot writes, without _process's dispatch (same steps as there).
-            rc = ApplyResult(hdr, typ, events)
+            # ApplyResult(hdr, typ, events) built in place (no __init__ call).
+            rc = _new(ApplyResult)
+            rc.client_id = hdr.client_id
+            rc.cxid = hdr.cxid
+            rc.zxid = hdr.zxid
+            rc.type = typ
+            rc.err = _OK
             rc.path = path = rec.path
-            try:
+            rc.stat = None
+            rc.multi = None
+            rc.events = events
+            n = self.nodes.get(path)
+            if n is None:
+                rc.err = _NONODE
+            elif self.quota_paths or self.watches._data:
                 rc.stat = self._set_data(path, rec.data, rec.version, hdr.zxid, hdr.time, events)
-            except _TxnFailed as e:
-                rc.err = e.err
+            else:
+                # _set_data without quotas and data watches, inlined.
+                data = rec.data
+                zxid = hdr.zxid
+                time = hdr.time
+                version = rec.version
+                self._data_size += len(data) - len(n.data)
+                n.data = data
+                n.mtime = time
+                n.mzxid = zxid
+                n.version = version
+                c = n.children
+                nc = 0 if c is None else len(c)
+                eo = n.ephemeral_owner
+                if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
+                    eo = 0
+                rc.stat = _pack_stat(
+                    n.czxid, zxid, n.ctime, time, version, n.cversion * 2 - nc, n.aversion, eo,
+                    len(data), nc, n.pzxid,
+                )
         elif (typ == _T_create or typ == _T_create2) and type(rec) is CreateTxn:
-            rc = ApplyResult(hdr, typ, events)
+            rc = _new(ApplyResult)
+            rc.client_id = hdr.client_id
+            rc.cxid = hdr.cxid
+            rc.zxid = hdr.zxid
+            rc.type = typ
+            rc.err = _OK
             rc.path = path = rec.path
+            rc.stat = None
+            rc.multi = None
+            rc.events = events
             try:
                 node = self._create_node(
                     path,
@@ -518,11 +557,20 @@ class DataTree:
         if parent_cversion > parent.cversion:
             parent.cversion = parent_cversion
             parent.pzxid = zxid
-        node = DataNode(
-            data,
-            OPEN_UNSAFE_ACL_ID if acl is OPEN_ACL_UNSAFE else self.acl_cache.intern(acl),
-            zxid, zxid, time, time, 0, 0, 0, owner, zxid,
-        )
+        # DataNode(data, acl id, zxid, zxid, time, time, 0, 0, 0, owner, zxid), in place
+        node = _new(DataNode)
+        node.data = data
+        node.acl = OPEN_UNSAFE_ACL_ID if acl is OPEN_ACL_UNSAFE else self.acl_cache.intern(acl)
+        node.czxid = zxid
+        node.mzxid = zxid
+        node.ctime = time
+        node.mtime = time
+        node.version = 0
+        node.cversion = 0
+        node.aversion = 0
+        node.ephemeral_owner = owner
+        node.pzxid = zxid
+        node.children = None
         if children is None:
             parent.children = {child_name}
         else:

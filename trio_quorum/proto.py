@@ -140,6 +140,8 @@ _unpack_stat = STAT_STRUCT.unpack_from
 _FRAME_REPLY = struct.Struct(">iiqi")
 #: ... + the int32 length of the first buffer/string/vector of the body
 _FRAME_REPLY_LEN = struct.Struct(">iiqii")
+_pack_frame_reply = _FRAME_REPLY.pack
+_pack_frame_reply_len = _FRAME_REPLY_LEN.pack
 #: ReplyHeader alone
 _REPLY_HEADER = struct.Struct(">iqi")
 #: int32 frame length + RequestHeader{int xid; int type}
@@ -973,10 +975,15 @@ def _dec_create(b: _Buf, off: int, max_len: int) -> CreateRequest:
             if -1 <= m <= max_len and f + _OPEN_ACL_WIRE_LEN + 4 <= end:
                 a = f + _OPEN_ACL_WIRE_LEN
                 if b[f:a] == _OPEN_ACL_WIRE and max_len >= 6:  # "anyone" within the limit
-                    data = b[e + 4 : f] if m > 0 else b""
+                    if b.__class__ is bytes:
+                        path = b[off + 4 : e].decode()
+                        data = b[e + 4 : f] if m > 0 else b""
+                    else:  # a big memoryview: one copy of the data
+                        path = str(b[off + 4 : e], "utf-8")
+                        data = bytes(b[e + 4 : f]) if m > 0 else b""
                     o = _new_object(CreateRequest)
-                    _set_cr_path(o, str(b[off + 4 : e], "utf-8"))
-                    _set_cr_data(o, data if data.__class__ is bytes else bytes(data))
+                    _set_cr_path(o, path)
+                    _set_cr_data(o, data)
                     _set_cr_acl(o, OPEN_ACL_UNSAFE)
                     _set_cr_flags(o, _unpack_int(b, a)[0])
                     return o
@@ -1184,13 +1191,17 @@ def decode_request(
                 f = e + 4 + m
                 if 0 <= m <= max_len and f + 4 <= end:
                     try:
-                        path = str(b[offset + 4 : e], "utf-8")
+                        if b.__class__ is bytes:
+                            path = b[offset + 4 : e].decode()
+                            data = b[e + 4 : f]
+                        else:  # a big memoryview: one copy of the data
+                            path = str(b[offset + 4 : e], "utf-8")
+                            data = bytes(b[e + 4 : f])
                     except UnicodeDecodeError as exc:
                         raise _as_protocol_error(exc, _op_name(opcode)) from None
-                    data = b[e + 4 : f]
                     o = _new_object(SetDataRequest)
                     _set_sd_path(o, path)
-                    _set_sd_data(o, data if data.__class__ is bytes else bytes(data))
+                    _set_sd_data(o, data)
                     _set_sd_version(o, _unpack_int(b, f)[0])
                     return o
         body = b
@@ -1302,8 +1313,20 @@ def encode_reply(xid: int, zxid: int, err: int, body: Response | bytes | None = 
     that is the caller's choice, not enforced here.
     """
     if body is None:
-        return _FRAME_REPLY.pack(16, xid, zxid, err)
-    fast = _FAST_REPLIES.get(type(body))
+        return _pack_frame_reply(16, xid, zxid, err)
+    cls = body.__class__
+    # The hot write replies inlined (_fast_stat, _fast_path): same bytes.
+    if cls is SetDataResponse:
+        st = body.stat  # type: ignore[union-attr]
+        if st.__class__ is bytes and len(st) == _STAT_SIZE:
+            return _pack_frame_reply(84, xid, zxid, err) + st
+    elif cls is CreateResponse:
+        path = body.path  # type: ignore[union-attr]
+        if path.__class__ is str:
+            p = path.encode()
+            n = len(p)
+            return _pack_frame_reply_len(20 + n, xid, zxid, err, n) + p
+    fast = _FAST_REPLIES.get(cls)
     if fast is not None:
         return fast(xid, zxid, err, body)
     if isinstance(body, bytes | bytearray | memoryview):
