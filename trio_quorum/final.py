@@ -54,6 +54,7 @@ from .proto import (
     SetDataResponse,
     SyncResponse,
     WhoAmIResponse,
+    _slot_setter,
 )
 from .txn import ErrorTxn, TxnHeader, TxnRecord
 from .watches import WatchEvent
@@ -83,6 +84,9 @@ _RECONFIG = int(OpCode.reconfig)
 _GET_EPHEMERALS = int(OpCode.getEphemerals)
 _NO_EVENTS: list[WatchEvent] = []  # shared, never mutated
 _new_tuple = tuple.__new__
+_new = object.__new__
+_set_sd_stat = _slot_setter(SetDataResponse, "stat")
+_set_cr_path = _slot_setter(CreateResponse, "path")
 
 
 class Outcome(NamedTuple):
@@ -174,12 +178,16 @@ class Final:
             err = rc.err
             if err:
                 return _new_tuple(Outcome, (err, None, zxid, rc.events, rc))
-            return _new_tuple(Outcome, (_OK, SetDataResponse(rc.stat), zxid, rc.events, rc))  # type: ignore[arg-type]
+            sresp = _new(SetDataResponse)  # SetDataResponse(rc.stat), without __init__
+            _set_sd_stat(sresp, rc.stat)
+            return _new_tuple(Outcome, (_OK, sresp, zxid, rc.events, rc))
         if typ == _CREATE:
             err = rc.err
             if err:
                 return _new_tuple(Outcome, (err, None, zxid, rc.events, rc))
-            return _new_tuple(Outcome, (_OK, CreateResponse(rc.path), zxid, rc.events, rc))  # type: ignore[arg-type]
+            cresp = _new(CreateResponse)  # CreateResponse(rc.path), without __init__
+            _set_cr_path(cresp, rc.path)
+            return _new_tuple(Outcome, (_OK, cresp, zxid, rc.events, rc))
         if typ == _ERROR:
             err = rec.err if isinstance(rec, ErrorTxn) else rc.err
             return Outcome(err, None, zxid, rc.events, rc)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .consts import OpCode
-from .data import ACL, read_acl, write_acl
+from .data import ACL, OPEN_ACL_UNSAFE, read_acl, write_acl
 from .jute import JuteError, Reader, Writer
 
 __all__ = [
@@ -323,6 +323,9 @@ def _acl_bytes(acl: tuple[ACL, ...]) -> bytes:
     return b
 
 
+_OPEN_ACL_BYTES = _acl_bytes(OPEN_ACL_UNSAFE)
+
+
 def _enc_set_data(h: TxnHeader, r: SetDataTxn) -> bytes:
     p = r.path.encode()
     d = r.data
@@ -396,6 +399,17 @@ def encode_txn(hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) 
                 return b"".join((
                     _pack_hdr_len(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, hdr.type, len(p)), p,
                     _pack_int(len(d)), d, _pack_int(rec.version),  # type: ignore[union-attr]
+                ))
+        elif cls is CreateTxn:
+            # _enc_create inlined for a create with OPEN_ACL_UNSAFE (same bytes).
+            path = rec.path  # type: ignore[union-attr]
+            d = rec.data  # type: ignore[union-attr]
+            if path.__class__ is str and d.__class__ is bytes and rec.acl is OPEN_ACL_UNSAFE:  # type: ignore[union-attr]
+                p = path.encode()
+                return b"".join((
+                    _pack_hdr_len(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, hdr.type, len(p)), p,
+                    _pack_int(len(d)), d, _OPEN_ACL_BYTES,
+                    _pack_bool_int(bool(rec.ephemeral), rec.parent_cversion),  # type: ignore[union-attr]
                 ))
         enc = _FAST_ENCODERS.get(cls)
         if enc is not None:
