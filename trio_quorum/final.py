@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 from .acl import check as acl_check
 from .consts import Err, OpCode, Perm
-from .data import ACL, OPEN_UNSAFE_ACL_ID, DataNode, Id
+from .data import ACL, OPEN_UNSAFE_ACL_ID, STAT_STRUCT, DataNode, Id
 from .datatree import ApplyResult, DataTree
 from .proto import (
     Create2Response,
@@ -54,7 +54,10 @@ from .proto import (
     SetDataResponse,
     SyncResponse,
     WhoAmIResponse,
+    _pack_frame_reply,
+    _pack_frame_reply_len,
     _slot_setter,
+    encode_reply,
 )
 from .txn import ErrorTxn, TxnHeader, TxnRecord
 from .watches import WatchEvent
@@ -84,6 +87,7 @@ _RECONFIG = int(OpCode.reconfig)
 _GET_EPHEMERALS = int(OpCode.getEphemerals)
 _NO_EVENTS: list[WatchEvent] = []  # shared, never mutated
 _new_tuple = tuple.__new__
+_STAT_SIZE = STAT_STRUCT.size
 _new = object.__new__
 _set_sd_stat = _slot_setter(SetDataResponse, "stat")
 _set_cr_path = _slot_setter(CreateResponse, "path")
@@ -188,6 +192,44 @@ class Final:
             cresp = _new(CreateResponse)  # CreateResponse(rc.path), without __init__
             _set_cr_path(cresp, rc.path)
             return _new_tuple(Outcome, (_OK, cresp, zxid, rc.events, rc))
+        return self._outcome(typ, rec, rc, zxid)
+
+    def write_frame(
+        self, hdr: TxnHeader, rec: TxnRecord | None, xid: int
+    ) -> tuple[bytes, list[WatchEvent], ApplyResult]:
+        """:meth:`write` and the reply frame in one call: ``(frame, events, result)``.
+
+        ``frame`` is exactly ``proto.encode_reply(xid, oc.zxid, oc.err, oc.body
+        if not oc.err else None)`` for ``oc = write(hdr, rec)``, ``events`` is
+        ``oc.events`` and ``result`` is ``oc.result``.  For a caller that only
+        sends the frame (the pipeline's final stage) it skips the Outcome, the
+        response record and the encoder's dispatch on the hot writes.
+        """
+        tree = self.tree
+        rc = tree.apply(hdr, rec)
+        zxid = tree.last_processed_zxid
+        typ = hdr.type
+        err = rc.err
+        if typ == _SET_DATA:
+            st = rc.stat
+            if err:
+                return _pack_frame_reply(16, xid, zxid, err), rc.events, rc
+            if st.__class__ is bytes and len(st) == _STAT_SIZE:
+                return _pack_frame_reply(84, xid, zxid, 0) + st, rc.events, rc
+        elif typ == _CREATE:
+            if err:
+                return _pack_frame_reply(16, xid, zxid, err), rc.events, rc
+            path = rc.path
+            if path.__class__ is str:
+                p = path.encode()
+                n = len(p)
+                return _pack_frame_reply_len(20 + n, xid, zxid, 0, n) + p, rc.events, rc
+        oc = self._outcome(typ, rec, rc, zxid)
+        return encode_reply(xid, oc.zxid, oc.err, oc.body if not oc.err else None), oc.events, rc
+
+    def _outcome(self, typ: int, rec: TxnRecord | None, rc: ApplyResult, zxid: int) -> Outcome:
+        """The Outcome of an applied txn of type ``typ`` (``write``'s general part)."""
+        tree = self.tree
         if typ == _ERROR:
             err = rec.err if isinstance(rec, ErrorTxn) else rc.err
             return Outcome(err, None, zxid, rc.events, rc)

@@ -52,6 +52,7 @@ __all__ = [
     "LogScan",
     "encode_entry",
     "entry_head",
+    "append_entry",
     "encode_file_header",
     "scan_log",
     "has_nonzero",
@@ -97,6 +98,20 @@ def entry_head(payload: bytes) -> bytes:
     skip building the joined entry.
     """
     return _pack_entry_head(_adler32(payload), len(payload))
+
+
+def append_entry(
+    buf: bytearray, hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None
+) -> None:
+    """Append one complete log entry to ``buf``: ``buf += encode_entry(hdr, rec, digest)``.
+
+    What a writer that batches entries in a buffer does per txn, in one call
+    (no joined entry, no separate :func:`entry_head` call).
+    """
+    payload = encode_txn(hdr, rec, digest)
+    buf += _pack_entry_head(_adler32(payload), len(payload))
+    buf += payload
+    buf += b"B"
 
 
 def log_name(zxid: int) -> str:
