@@ -115,7 +115,7 @@ async def test_a_crash_in_the_direct_path_escalates_through_its_stage(
         if where == "prep":
             monkeypatch.setattr(pipeline.prep, "prepare", boom)
         else:
-            monkeypatch.setattr(type(pipeline.final), "write", boom)
+            monkeypatch.setattr(type(pipeline.tree), "apply", boom)
         direct_before = pipeline.direct_batches
         with trio.fail_after(BOUND):
             with pytest.raises(EOFError):

@@ -72,7 +72,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..consts import KeeperError, OpCode
-from ..txn import CreateSessionTxn, TxnDigest, TxnHeader, TxnRecord, encode_txn
+from ..txn import CreateSessionTxn, TxnDigest, TxnHeader, TxnRecord
 from .api import CorruptStorage, StorageFailed
 from .files import (
     LogTail,
@@ -84,7 +84,7 @@ from .files import (
     version_dir,
 )
 from .snapshot import encode_snapshot, snapshot_name
-from .txnlog import DEFAULT_PRE_ALLOC_SIZE, encode_file_header, entry_head, log_name, padded_size
+from .txnlog import DEFAULT_PRE_ALLOC_SIZE, append_entry, encode_file_header, log_name, padded_size
 
 if TYPE_CHECKING:
     from ..datatree import DataTree
@@ -269,15 +269,11 @@ class FileStore:
             raise StorageFailed(f"storage failed earlier: {self._failed!r}")
         if self._closed:
             raise StorageFailed("storage is closed")
-        payload = encode_txn(hdr, rec, digest)
         segments = self._segments
         if self._roll_requested or not segments:
             segments.append(_Segment(self._roll_requested, hdr.zxid))
             self._roll_requested = False
-        buf = segments[-1].buf
-        buf += entry_head(payload)  # == encode_entry(), without joining the entry first
-        buf += payload
-        buf += b"B"
+        append_entry(segments[-1].buf, hdr, rec, digest)  # == buf += encode_entry(...)
         self._appended += 1
         self._log_count += 1
         if hdr.zxid > self._last_zxid:

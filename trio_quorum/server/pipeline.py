@@ -470,11 +470,9 @@ class Pipeline:
     def _apply(self, req: Request, out: dict[ClientConnection, list[bytes]],
                to_close: list[ClientConnection]) -> None:
         hdr: TxnHeader = req.hdr  # type: ignore[assignment]
-        oc = self.final.write(hdr, req.txn)  # type: ignore[arg-type]
-        rc = oc.result
-        assert rc is not None
-        if oc.events:
-            self._notify(oc.events, hdr.zxid, out)
+        frame, events, rc = self.final.write_frame(hdr, req.txn, req.xid)  # type: ignore[arg-type]
+        if events:
+            self._notify(events, hdr.zxid, out)
         tracker = self.server.tracker
         conn = req.conn
         typ = hdr.type
@@ -495,7 +493,7 @@ class Pipeline:
             if rc.err:
                 log.debug("internal %s failed: %s", OpCode(typ).name if typ in OpCode._value2member_map_ else typ, rc.err)
             return
-        out.setdefault(conn, []).append(encode_reply(req.xid, oc.zxid, oc.err, oc.body if not oc.err else None))
+        out.setdefault(conn, []).append(frame)
 
     # ------------------------------------------------------------ reads
     def _read(self, req: Request, out: dict[ClientConnection, list[bytes]]) -> None:
