@@ -25,6 +25,7 @@ Usage::
     .venv/bin/python bench/hotpath.py                # us/op, best of --reps
     .venv/bin/python bench/hotpath.py --cpu          # CPU time (steadier on a busy machine)
     .venv/bin/python bench/hotpath.py --suggested    # also with the suggested faster calls
+    .venv/bin/python bench/hotpath.py --steps        # also us/op per stage
     .venv/bin/python bench/hotpath.py --profile set  # cProfile of the setData loop
 """
 
@@ -50,7 +51,12 @@ from trio_quorum.data import OPEN_ACL_UNSAFE, Id  # noqa: E402
 from trio_quorum.datatree import DataTree  # noqa: E402
 from trio_quorum.final import Final  # noqa: E402
 from trio_quorum.jute import DEFAULT_MAX_BUFFER  # noqa: E402
-from trio_quorum.persistence.txnlog import append_entry, entry_head  # noqa: E402
+from trio_quorum.persistence.txnlog import entry_head  # noqa: E402
+
+try:  # absent before the write-path work; --suggested needs it
+    from trio_quorum.persistence.txnlog import append_entry
+except ImportError:  # pragma: no cover - running against an older checkout
+    append_entry = None  # type: ignore[assignment]
 from trio_quorum.prep import Prep  # noqa: E402
 from trio_quorum.server.gcpolicy import THRESHOLDS  # noqa: E402
 from trio_quorum.sessions import SessionTracker  # noqa: E402
@@ -63,6 +69,11 @@ _HDR = struct.Struct(">ii")
 KEYS = 1024
 VALUE = b"v" * 100
 BATCH = 256
+STAGES = ("decode", "prepare", "log", "write", "reply", "released")
+
+
+def _no_clock() -> float:
+    return 0.0
 
 
 class _Conn:
@@ -89,6 +100,9 @@ class Setup:
         self.auth_ids: list[Id] = []
         self.sid = self.tracker.create_session(30000, 0)
         self.xid = 0
+        #: per-stage totals (seconds) when measuring stages (--steps)
+        self.stage_times: dict[str, float] | None = None
+        self.stage_clock: Any = _no_clock
         self.log = bytearray()
         self.wall = 1_700_000_000_000
         # The benchmark's znodes, created through the same path (not timed).
@@ -185,26 +199,41 @@ class Setup:
         log = self.log
         max_len = DEFAULT_MAX_BUFFER
         out: list[bytes] = []
+        clock = self.stage_clock
+        stages = self.stage_times
         for batch in batches:
+            t0 = clock()
             reqs = []
             for xid, op, payload in batch:
                 reqs.append((xid, op, decode_request(op, payload, max_len=max_len, offset=8)))  # 1
+            t1 = clock()
             txns = []
             for xid, op, rec in reqs:
                 r = prepare(sid, xid, op, rec, auth_ids, wall, owner=conn)  # 2
                 txns.append((xid, r[0], r[1]))
+            t2 = clock()
             for _xid, hdr, txn in txns:  # 3: FileStore.append
                 payload = enc_txn(hdr, txn)
                 log += head(payload)
                 log += payload
                 log += b"B"
-            for xid, hdr, txn in txns:  # 4 + 5: Pipeline._apply
+            t3 = clock()
+            ocs = []
+            for xid, hdr, txn in txns:  # 4: Pipeline._apply
                 oc = write(hdr, txn)
                 if oc.events:
                     raise AssertionError("no watches in this benchmark")
+                ocs.append((xid, oc))
+            t4 = clock()
+            for xid, oc in ocs:  # 5
                 out.append(encode_reply(xid, oc.zxid, oc.err, oc.body if not oc.err else None))
+            t5 = clock()
             released(tree.last_processed_zxid)
+            t6 = clock()
             del log[:]
+            if stages is not None:
+                for name, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
+                    stages[name] += dt
         return out
 
     def run_batches_suggested(self, batches: list[list[tuple[int, int, memoryview]]]) -> list[bytes]:
@@ -212,7 +241,7 @@ class Setup:
         ``txnlog.append_entry`` for step 3 (FileStore.append) and
         ``Final.write_frame`` for steps 4-5 (Pipeline._apply)."""
         decode_request = proto.decode_request
-        prepare = self.prep.prepare
+        prepare: Any = self.prep.prepare
         released = self.prep.released
         write_frame = self.final.write_frame
         tree = self.tree
@@ -272,6 +301,25 @@ def measure(
     return best / n * 1e6
 
 
+def measure_stages(kind: str, n: int, reps: int, clock: Any) -> dict[str, float]:
+    """Best per-stage us/op over ``reps`` (each stage timed per batch)."""
+    s = Setup()
+    best: dict[str, float] = {}
+    for rep in range(reps + 1):
+        frames = set_frames(s, n) if kind == "set" else create_frames(s, n, f"s{rep}")
+        batches = s.batches(frames)
+        gc.collect()
+        s.stage_clock = clock
+        s.stage_times = dict.fromkeys(STAGES, 0.0)
+        s.run_batches(batches)
+        if rep:
+            for name, t in s.stage_times.items():
+                best[name] = min(best.get(name, float("inf")), t / n * 1e6)
+        s.stage_times = None
+        s.stage_clock = _no_clock
+    return best
+
+
 def profile(kind: str, n: int) -> None:
     s = Setup()
     frames = set_frames(s, n) if kind == "set" else create_frames(s, n, "p")
@@ -289,6 +337,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7, help="timed repetitions, best kept (default 7)")
     ap.add_argument("--only", choices=("set", "create"), help="run one load only")
     ap.add_argument("--profile", choices=("set", "create"), help="cProfile one load instead")
+    ap.add_argument("--steps", action="store_true", help="also time each stage separately")
     ap.add_argument(
         "--suggested", action="store_true",
         help="also run steps 3-5 through txnlog.append_entry and Final.write_frame (suggested caller changes)",
@@ -310,6 +359,9 @@ def main() -> None:
         loop = measure(kind, args.n, args.reps, clock, stubs=True)
         name = "setData" if kind == "set" else "create"
         print(f"{name:8s} {us:6.2f} us/op  cores {us - loop:5.2f} us/op  (loop alone {loop:.2f}; best of {args.reps} x {args.n})")
+        if args.steps:
+            st = measure_stages(kind, args.n, args.reps, clock)
+            print(f"{'':8s} per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
         if args.suggested:
             sug = measure(kind, args.n, args.reps, clock, suggested=True)
             print(f"{'':8s} {sug:6.2f} us/op  cores {sug - loop:5.2f} us/op  with append_entry + Final.write_frame")
