@@ -584,15 +584,15 @@ class StandaloneServer:
                 await trio.lowlevel.wait_readable(lsock)  # a cancel point
                 continue
             except OSError as exc:
-                if exc.errno in _ACCEPT_SKIP_ERRORS:
-                    continue
                 if exc.errno in _ACCEPT_CAPACITY_ERRORS:
                     log.error("accept failed (%s); sleeping 100 ms", exc)
                     await trio.sleep(0.1)
                     continue
-                raise
-            await self._start_connection(sock, sup)
-            # A flood of refused connections (maxClientCnxns) never waits: yield now and then.
+                if exc.errno not in _ACCEPT_SKIP_ERRORS:
+                    raise
+            else:
+                await self._start_connection(sock, sup)
+            # A flood of refused or failed connections never waits: yield now and then.
             streak += 1
             if streak >= _ACCEPTS_PER_CHECKPOINT:
                 streak = 0
