@@ -7,9 +7,12 @@ trio, sockets or files:
 1. ``proto.decode_request(op, payload, max_len=, offset=8)``     (connection;
    ``payload`` a memoryview slice of the batch, as ``FrameDecoder`` yields)
 2. ``Prep.prepare(session_id, xid, op, record, auth_ids, wall, owner=conn)``  (prep stage)
-3. ``encode_txn(hdr, txn)`` + ``entry_head(payload)`` into a bytearray  (``FileStore.append``)
+3. ``encode_txn(hdr, txn)`` + ``entry_head(payload)`` into a bytearray  (``FileStore.append``
+   before 7b5bda9; since then ``txnlog.append_entry``)
 4. ``Final.write(hdr, txn)``, then the checks ``Pipeline._apply`` makes  (final stage)
-5. ``proto.encode_reply(xid, zxid, err, body)``
+5. ``proto.encode_reply(xid, zxid, err, body)`` (4+5: ``Final.write_frame`` since 7b5bda9)
+
+Both call sequences are measured when the checkout has the newer calls.
 
 with ``Prep.released`` once per batch, as the final stage does, and the
 server's GC thresholds (``server/gcpolicy.py``).  The setup
@@ -24,7 +27,6 @@ Usage::
 
     .venv/bin/python bench/hotpath.py                # us/op, best of --reps
     .venv/bin/python bench/hotpath.py --cpu          # CPU time (steadier on a busy machine)
-    .venv/bin/python bench/hotpath.py --suggested    # also with the suggested faster calls
     .venv/bin/python bench/hotpath.py --steps        # also us/op per stage
     .venv/bin/python bench/hotpath.py --profile set  # cProfile of the setData loop
 """
@@ -53,7 +55,7 @@ from trio_quorum.final import Final  # noqa: E402
 from trio_quorum.jute import DEFAULT_MAX_BUFFER  # noqa: E402
 from trio_quorum.persistence.txnlog import entry_head  # noqa: E402
 
-try:  # absent before the write-path work; --suggested needs it
+try:  # absent before the write-path work (then only the older calls are measured)
     from trio_quorum.persistence.txnlog import append_entry
 except ImportError:  # pragma: no cover - running against an older checkout
     append_entry = None  # type: ignore[assignment]
@@ -236,8 +238,8 @@ class Setup:
                     stages[name] += dt
         return out
 
-    def run_batches_suggested(self, batches: list[list[tuple[int, int, memoryview]]]) -> list[bytes]:
-        """As :meth:`run_batches` with the faster calls suggested to the callers:
+    def run_batches_new(self, batches: list[list[tuple[int, int, memoryview]]]) -> list[bytes]:
+        """As :meth:`run_batches` with the calls the server makes since 7b5bda9:
         ``txnlog.append_entry`` for step 3 (FileStore.append) and
         ``Final.write_frame`` for steps 4-5 (Pipeline._apply)."""
         decode_request = proto.decode_request
@@ -282,7 +284,7 @@ def create_frames(s: Setup, n: int, tag: str) -> list[tuple[int, bytes]]:
 
 
 def measure(
-    kind: str, n: int, reps: int, clock: Any = time.perf_counter, stubs: bool = False, suggested: bool = False
+    kind: str, n: int, reps: int, clock: Any = time.perf_counter, stubs: bool = False, new: bool = False
 ) -> float:
     s = Setup()
     best = float("inf")
@@ -291,7 +293,7 @@ def measure(
         batches = s.batches(frames)
         gc.collect()
         t0 = clock()
-        replies = s.run_batches_suggested(batches) if suggested else s.run_batches(batches, stubs)
+        replies = s.run_batches_new(batches) if new else s.run_batches(batches, stubs)
         dt = clock() - t0
         assert len(replies) == n
         err = struct.unpack_from(">i", replies[-1], 16)[0]
@@ -339,10 +341,6 @@ def main() -> None:
     ap.add_argument("--profile", choices=("set", "create"), help="cProfile one load instead")
     ap.add_argument("--steps", action="store_true", help="also time each stage separately")
     ap.add_argument(
-        "--suggested", action="store_true",
-        help="also run steps 3-5 through txnlog.append_entry and Final.write_frame (suggested caller changes)",
-    )
-    ap.add_argument(
         "--cpu", action="store_true",
         help="time with time.thread_time (CPU time: steadier on a busy machine) instead of perf_counter",
     )
@@ -355,16 +353,18 @@ def main() -> None:
         if args.only and kind != args.only:
             continue
         clock = time.thread_time if args.cpu else time.perf_counter
-        us = measure(kind, args.n, args.reps, clock)
-        loop = measure(kind, args.n, args.reps, clock, stubs=True)
         name = "setData" if kind == "set" else "create"
-        print(f"{name:8s} {us:6.2f} us/op  cores {us - loop:5.2f} us/op  (loop alone {loop:.2f}; best of {args.reps} x {args.n})")
+        loop = measure(kind, args.n, args.reps, clock, stubs=True)
+        if append_entry is not None and hasattr(Final, "write_frame"):
+            us = measure(kind, args.n, args.reps, clock, new=True)
+            print(f"{name:8s} {us:6.2f} us/op  cores {us - loop:5.2f}  "
+                  f"(append_entry + Final.write_frame, the server's calls)")
+        us = measure(kind, args.n, args.reps, clock)
+        print(f"{name:8s} {us:6.2f} us/op  cores {us - loop:5.2f}  (encode_txn + entry_head, Final.write + "
+              f"encode_reply; loop alone {loop:.2f}; best of {args.reps} x {args.n})")
         if args.steps:
             st = measure_stages(kind, args.n, args.reps, clock)
-            print(f"{'':8s} per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
-        if args.suggested:
-            sug = measure(kind, args.n, args.reps, clock, suggested=True)
-            print(f"{'':8s} {sug:6.2f} us/op  cores {sug - loop:5.2f} us/op  with append_entry + Final.write_frame")
+            print(f"{'':8s} per stage of the latter: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
 
 
 if __name__ == "__main__":
