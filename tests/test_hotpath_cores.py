@@ -120,6 +120,8 @@ def test_apply_fast_paths_are_the_general_apply(ops: list[Any], quota: bool, acl
         general.last_processed_zxid = max(general.last_processed_zxid, hdr.zxid)
         assert _rc_fields(got) == _rc_fields(want)
         assert _tree_state(fast) == _tree_state(general)
+        if got.stat is not None:  # the inlined stat packing is DataNode.stat_bytes()
+            assert got.stat == fast.nodes[path].stat_bytes()
 
 
 def _setup_tree() -> DataTree:
