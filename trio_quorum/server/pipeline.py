@@ -34,9 +34,10 @@ what a lone client waits for.  Why it is safe:
   which raises it: the same escalation as a crash in that stage (the server
   stops; nothing after the failure is acknowledged);
 * group commit is kept under load: a write from a connection other than
-  the last committer, within ``_DIRECT_QUIET_S`` of the last commit, goes
-  through the stages (so concurrent clients share one fsync), and so does
-  everything while the stages hold anything;
+  the last committer (a commit of several connections' requests is
+  nobody's), within ``_DIRECT_QUIET_S`` of the last commit, goes through the
+  stages (so concurrent clients share one fsync), and so does everything
+  while the stages hold anything;
 * a slow disk does not stall the event loop for long: an inline fsync slower
   than ``_DIRECT_SLOW_FSYNC_S`` turns the direct path off for
   ``_DIRECT_BACKOFF_S`` (the syncer thread takes the fsyncs meanwhile).
@@ -115,6 +116,10 @@ _DIRECT_BACKOFF_S = 5.0
 #: Stage inboxes are unbounded in practice: ``submit`` is called from
 #: synchronous code and must never block; globalOutstandingLimit is the bound.
 _INBOX = sys.maxsize
+
+
+#: ``_last_commit_conn`` of a commit of several connections' requests.
+_MANY = object()
 
 
 class _Crash:
@@ -364,7 +369,15 @@ class Pipeline:
                 raise batch.exc
             applied = self._finish_batch(batch)
             self._in_flight -= len(batch)
-            self._last_commit_conn = None
+            # The committer, for the direct path's quiet rule: one connection's
+            # batch lets that connection's next write go direct (a lone
+            # client must not stay on the staged path once it got there).
+            first = batch[0].conn if batch else None
+            for req in batch:
+                if req.conn is not first:
+                    first = _MANY
+                    break
+            self._last_commit_conn = first
             self._last_commit_end = time.perf_counter()
             if applied:
                 await server.storage.maybe_snapshot(self.tree, server.tracker.session_timeouts())
