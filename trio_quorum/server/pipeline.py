@@ -38,8 +38,8 @@ what a lone client waits for.  Why it is safe:
   nobody's), within ``_DIRECT_QUIET_S`` of the last commit, goes through the
   stages (so concurrent clients share one fsync), and so does everything
   while the stages hold anything;
-* a slow disk does not stall the event loop for long: an inline fsync slower
-  than ``_DIRECT_SLOW_FSYNC_S`` turns the direct path off for
+* a slow disk does not stall the event loop for long: inline fsyncs slower
+  than ``_DIRECT_SLOW_FSYNC_S`` on average turn the direct path off for
   ``_DIRECT_BACKOFF_S`` (the syncer thread takes the fsyncs meanwhile).
 
 Per-session FIFO holds because every request of a session that has anything
@@ -110,9 +110,10 @@ _MAX_GROUP = 1000
 #: ended this long ago (s): otherwise other connections are likely committing
 #: too and should share one group commit instead of one inline fsync each.
 _DIRECT_QUIET_S = 0.001
-#: An inline fsync slower than this switches the direct path off for a while.
-_DIRECT_SLOW_FSYNC_S = 0.005
-_DIRECT_BACKOFF_S = 5.0
+#: Inline fsyncs slower than this on average (moving average, 1/8 weight)
+#: switch the direct path off for a while.
+_DIRECT_SLOW_FSYNC_S = 0.002
+_DIRECT_BACKOFF_S = 1.0
 #: Stage inboxes are unbounded in practice: ``submit`` is called from
 #: synchronous code and must never block; globalOutstandingLimit is the bound.
 _INBOX = sys.maxsize
@@ -173,6 +174,8 @@ class Pipeline:
         self._last_commit_conn: object = None
         self._last_commit_end = float("-inf")
         self._direct_off_until = 0.0
+        #: Moving average (1/8 weight) of inline fsync seconds.
+        self._fsync_ewma = 0.0
 
     # ------------------------------------------------------------ facade
     def submit(self, batch: list[Request]) -> None:
@@ -445,12 +448,15 @@ class Pipeline:
                 st = server.stats
                 st.fsync_count += 1
                 st.fsync_total_ms += (t1 - t0) * 1000
-                if t1 - t0 > _DIRECT_SLOW_FSYNC_S:
-                    # A slow disk: an inline fsync stalls every connection; let the
-                    # syncer thread take them for a while.
+                # A slow disk: an inline fsync stalls every connection; let the
+                # syncer thread take them for a while.  Smoothed: one slow fsync
+                # on a shared machine is no reason to give up the direct path.
+                ewma = self._fsync_ewma = self._fsync_ewma * 0.875 + (t1 - t0) * 0.125
+                if ewma > _DIRECT_SLOW_FSYNC_S:
                     self._direct_off_until = t1 + _DIRECT_BACKOFF_S
-                    log.info("inline fsync took %.1f ms: direct write path off for %.0f s",
-                             (t1 - t0) * 1000, _DIRECT_BACKOFF_S)
+                    self._fsync_ewma = 0.0
+                    log.info("inline fsyncs took %.1f ms on average: direct write path off for %.0f s",
+                             ewma * 1000, _DIRECT_BACKOFF_S)
         except BaseException as exc:
             return self._crash("sync", exc, batch)
         try:
