@@ -59,15 +59,19 @@ snapshot retry (rare), so no node references an ACL missing from its file.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import random
+import signal
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
@@ -144,6 +148,9 @@ class FileStore:
         fsync_warning_ms: ``fsync.warningthresholdms``.
         nursery: where background snapshots run; without one,
             :meth:`maybe_snapshot` takes the snapshot before returning.
+        fork_snapshots: write snapshots from a forked child process (a
+            consistent copy-on-write image of the tree, encoded on the other
+            core); default: where ``os.fork`` and ``os.pidfd_open`` exist.
         fsync: the durability call on a file descriptor (``os.fdatasync``);
             injectable to count or fail it in tests.
         pwrite: ``os.pwrite``-like write; injectable for fault tests.
@@ -166,6 +173,7 @@ class FileStore:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         dbid: int = 0,
+        fork_snapshots: bool | None = None,
     ) -> None:
         if snap_count < 2:
             raise ValueError(f"snap_count must be >= 2, got {snap_count}")
@@ -183,6 +191,11 @@ class FileStore:
         self._clock = clock
         self._rng = rng or random.Random()
         self._dbid = dbid
+        #: Background snapshots are written by a forked child (``None``: where
+        #: ``os.fork`` and ``os.pidfd_open`` exist); else in the event loop.
+        self.fork_snapshots = (
+            fork_snapshots if fork_snapshots is not None else hasattr(os, "fork") and hasattr(os, "pidfd_open")
+        )
         self._rand_roll = self._rng.randrange(max(1, snap_count // 2))
         # queue (event loop side)
         self._segments: list[_Segment] = []
@@ -626,6 +639,67 @@ class FileStore:
             self._snapshot_done.set()
 
     async def _write_snapshot(self, tree: DataTree, sessions: dict[int, int]) -> str:
+        if self.fork_snapshots:
+            try:
+                return await self._write_snapshot_forked(tree, sessions)
+            except _ForkUnavailable as exc:
+                log.warning("forked snapshots unavailable (%s): snapshots are written in the event loop", exc)
+                self.fork_snapshots = False
+        return await self._write_snapshot_in_loop(tree, sessions)
+
+    async def _write_snapshot_forked(self, tree: DataTree, sessions: dict[int, int]) -> str:
+        """Write the snapshot from a forked child: the other core does the work.
+
+        ``fork()`` gives the child a copy-on-write image of the tree as it is at
+        this instant, so the snapshot is consistent (a fuzzy snapshot with no
+        fuzz: every txn up to ``zxid`` and none after).  The child encodes,
+        writes, fsyncs, renames and exits; the event loop only waits for its
+        pidfd.  Cancelled (the store is stopping): the child is killed and
+        its temp file removed; the log still has every txn.
+
+        Raises:
+            OSError: the child failed (its reason is on stderr).
+            _ForkUnavailable: no fork/pidfd here (the caller falls back).
+        """
+        zxid = tree.last_processed_zxid
+        path = os.path.join(self.snap_dir, snapshot_name(zxid))
+        tmp = path + ".tmp"
+        if not hasattr(os, "pidfd_open") or not hasattr(os, "fork"):
+            raise _ForkUnavailable("os.fork/os.pidfd_open missing")
+        log.info("Snapshotting: %#x to %s (forked writer)", zxid, path)
+        parent = os.getpid()
+        with warnings.catch_warnings():
+            # 3.12+ warns that fork() with threads running may deadlock the
+            # child: ours takes no lock another thread could hold (no logging,
+            # no trio, no threading), only the tree, the encoder and os.*.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns (coverage cannot see it)
+            _snapshot_child(parent, tree, sessions, tmp, path, self.snap_dir, self.force_sync)
+        try:
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError as exc:
+                _reap(pid, kill=True)
+                raise _ForkUnavailable(f"pidfd_open: {exc}") from exc
+            try:
+                await trio.lowlevel.wait_readable(pidfd)  # readable once the child exited
+            finally:
+                os.close(pidfd)
+            code = _reap(pid)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                _reap(pid, kill=True)
+            _unlink_quietly(tmp)
+            raise
+        if code != 0:
+            _unlink_quietly(tmp)
+            raise OSError(f"snapshot writer (pid {pid}) exited with status {code}")
+        self._snapshots += 1
+        return path
+
+    async def _write_snapshot_in_loop(self, tree: DataTree, sessions: dict[int, int]) -> str:
+        """The fuzzy snapshot written by this process, a chunk per step, beside the pipeline."""
         zxid = tree.last_processed_zxid
         acl_items = tree.acl_cache.items()
         known = {ref for ref, _ in acl_items}
@@ -675,6 +749,75 @@ def _adopt(tree: DataTree, loaded: DataTree) -> None:
         tree.__dict__.clear()
         tree.__dict__.update(loaded.__dict__)
         tree.watch_acl_filter = keep
+
+
+class _ForkUnavailable(Exception):
+    pass
+
+
+def _snapshot_child(
+    parent: int, tree: DataTree, sessions: dict[int, int], tmp: str, path: str, snap_dir: str, force_sync: bool
+) -> NoReturn:  # pragma: no cover - runs in the forked child
+    """The forked snapshot writer: encode, write, fsync, rename, exit.  Never returns.
+
+    Only the tree, the encoder and ``os`` calls: no logging, no trio, no
+    locks (other threads of the parent do not exist here).  Every inherited fd
+    but stdio is closed first, so a client socket the parent closes is really
+    closed (not kept open by this process).  It dies with the parent.
+    """
+    code = 1
+    try:
+        gc.disable()  # short-lived, and a collection would touch (copy) every page
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        os.closerange(3, _max_fd())
+        _die_with_parent(parent)
+        acl_items = list(tree.acl_cache.items())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        for chunk in encode_snapshot(sessions, acl_items, tree.snapshot_nodes(java_order=False),
+                                     chunk_size=_SNAPSHOT_CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        if force_sync:
+            os.fsync(fd)
+        os.close(fd)
+        os.replace(tmp, path)
+        if force_sync:
+            fsync_dir(snap_dir)
+        code = 0
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            os.write(2, f"trio-quorum snapshot writer: {exc!r}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def _reap(pid: int, *, kill: bool = False) -> int:
+    """Reap an exited child (after its pidfd turned readable), or kill it first; its exit code."""
+    if kill:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 65536
+
+
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the forked child
+    """Linux: SIGKILL this child when the parent dies (a SIGKILLed server leaves no writer)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _unlink_quietly(path: str) -> None:
