@@ -196,6 +196,16 @@ def test_merge_adds_separately_measured_figures_in_scenario_order() -> None:
     )
     expiry = next(f for f in again["figures"] if f["id"] == "expiry")
     assert expiry["results"] == {"zookeeper": {"v": 9}}
+    # A new full run (without --big) merged into a document that also holds the
+    # 1M figure takes the top level: it measured as many default figures.
+    rerun = {
+        "command": "full again",
+        "targets": {"zookeeper": {"status": "ok"}},
+        "figures": [fig(f["id"], "again", zookeeper={"v": 7}) for f in full["figures"]],
+    }
+    latest = merge(out, rerun)
+    assert latest["command"] == "full again"
+    assert "memory.1m" in [f["id"] for f in latest["figures"]]
 
 
 # ------------------------------------------------------------ rounds (no servers)

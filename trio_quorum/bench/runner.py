@@ -410,8 +410,15 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             kept = {t: r for t, r in prev["results"].items() if t not in f["results"]}
             f = dict(f, results={**kept, **f["results"]})
         figures[f["id"]] = f
-    # The top level (machine, settings, command) stays with the run that measured more.
-    out = dict(new if len(new["figures"]) >= len(old.get("figures", [])) else old)
+    # The top level (machine, settings, command) stays with the run that measured
+    # more of the default figures (a full run beats an added --big figure; a tie
+    # goes to the newer run).
+    big = {sc.id for sc in SCENARIOS if sc.needs_big}
+
+    def main_figures(doc: dict[str, Any]) -> int:
+        return sum(1 for f in doc.get("figures", []) if f["id"] not in big)
+
+    out = dict(new if main_figures(new) >= main_figures(old) else old)
     out["figures"] = sorted(figures.values(), key=lambda f: order.get(f["id"], len(order)))
     targets = dict(old.get("targets", {}))
     targets.update(new.get("targets", {}))
