@@ -955,7 +955,8 @@ class DataTree:
         seen first (ZooKeeper's "Invalid Datatree").
         """
         tree = cls.__new__(cls)
-        tree.nodes = nodes = {}
+        nodes: dict[str, DataNode] = {}
+        tree.nodes = nodes
         tree.acl_cache = cache = AclCache()
         cache.load([(ref, tuple(acl)) for ref, acl in acl_items])
         tree.last_processed_zxid = last_zxid
@@ -967,30 +968,55 @@ class DataTree:
         tree.watch_acl_filter = None
         tree.quota_paths = set()
         size = 0
-        add_usage = cache.add_usage
+        # ACL usage counted in runs of equal ids (a snapshot's nodes mostly share
+        # one): the same counts as ``add_usage`` per node, one dict update per run.
+        usage: dict[int, int] = {}
+        run_acl = 0
+        run = 0
+        max_acl = 0
+        # The parent of the previous node (siblings come in a row in a snapshot).
+        last_parent_path: str | None = None
+        last_parent: DataNode | None = None
+        setdefault = nodes.setdefault
+        get = nodes.get
         for path, node in nodes_iter:
             node.children = None
+            acl = node.acl
+            if acl != run_acl:
+                if run:
+                    usage[run_acl] = usage.get(run_acl, 0) + run
+                    if run_acl > max_acl:
+                        max_acl = run_acl
+                run_acl = acl
+                run = 0
+            run += 1
             if not path or path == "/":
                 if "/" in nodes:
                     raise ValueError("snapshot holds the root twice")
                 nodes["/"] = node
-                add_usage(node.acl)
                 size += 1 + len(node.data)
                 continue
             i = path.rfind("/")
-            parent = nodes.get(path[:i] or "/") if i >= 0 else None
+            if i < 0:
+                raise ValueError(f"Invalid Datatree, unable to find parent of path {path!r}")
+            parent_path = path[:i]
+            if parent_path == last_parent_path:
+                parent = last_parent
+            else:
+                parent = get(parent_path or "/")
+                last_parent_path = parent_path
+                last_parent = parent
             if parent is None:
                 raise ValueError(f"Invalid Datatree, unable to find parent of path {path!r}")
-            if path in nodes:
+            if setdefault(path, node) is not node:
                 raise ValueError(f"snapshot holds {path!r} twice")
-            nodes[path] = node
-            add_usage(node.acl)
             size += len(path) + len(node.data)
             name = path[i + 1 :]
-            if parent.children is None:
+            children = parent.children
+            if children is None:
                 parent.children = {name}
             else:
-                parent.children.add(name)
+                children.add(name)
             owner = node.ephemeral_owner
             if owner:
                 if owner == EPHEMERAL_CONTAINER:
@@ -1003,6 +1029,15 @@ class DataTree:
                         ephemerals[owner] = {path}
                     else:
                         s.add(path)
+        if run:
+            usage[run_acl] = usage.get(run_acl, 0) + run
+            if run_acl > max_acl:
+                max_acl = run_acl
+        add_usage = cache.add_usage
+        for ref, count in usage.items():
+            if ref != OPEN_UNSAFE_ACL_ID:  # add_usage ignores it
+                for _ in range(count):
+                    add_usage(ref)
         if "/" not in nodes:
             raise ValueError("snapshot has no root node")
         tree._data_size = size
@@ -1011,7 +1046,7 @@ class DataTree:
         # A fuzzy snapshot may hold nodes whose ACL id is missing from its ACL
         # section (the ACL was new mid-walk); the log replay re-sets those.  Never
         # hand such an id out again for another ACL before that happens.
-        cache.reserve_ids(max((n.acl for n in nodes.values()), default=0))
+        cache.reserve_ids(max_acl)
         return tree
 
     # ------------------------------------------------------------ comparison

@@ -581,7 +581,7 @@ class FileStore:
             snap_zxid, snap, path = found
             log.info("Reading snapshot %s", path)
             try:
-                loaded = tree.load_snapshot(snap.acls, iter(snap.nodes), snap_zxid)
+                loaded = tree.load_snapshot(snap.acls, snap.iter_nodes(), snap_zxid)
             except (KeyError, ValueError) as exc:
                 raise CorruptStorage(f"{path}: invalid data tree: {exc}") from exc
             _adopt(tree, loaded)
