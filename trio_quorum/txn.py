@@ -425,8 +425,74 @@ def encode_txn(hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) 
     return bytes(w.buf)
 
 
+_TXN_FAST_HDR = struct.Struct(">qiqqii")  # TxnHeader + the record's first int (a length)
+_FAST_INT = struct.Struct(">i")
+_FAST_DIGEST = struct.Struct(">iq")
+_FAST_CREATE_TYPES = (int(OpCode.create), int(OpCode.create2))
+_FAST_SET_DATA = int(OpCode.setData)
+
+
+def _decode_txn_fast(data: bytes) -> tuple[TxnHeader, TxnRecord, TxnDigest | None] | None:
+    """:func:`decode_txn` for the txns a log replay is made of: a create with
+    OPEN_ACL_UNSAFE, or a setData, with plain (non-null) strings and buffers.
+
+    Returns None for anything else, or anything unusual (null or negative
+    lengths, lengths past the end, bad UTF-8, a pre-3.3 create): the general
+    decoder then decodes it and raises its own errors.
+    """
+    end = len(data)
+    if end < 36:
+        return None
+    client_id, cxid, zxid, time_, typ, n = _TXN_FAST_HDR.unpack_from(data)
+    if typ == _FAST_SET_DATA:
+        is_create = False
+    elif typ in _FAST_CREATE_TYPES:
+        is_create = True
+    else:
+        return None
+    pos = 36
+    if n < 0 or pos + n + 4 > end:
+        return None
+    try:
+        path = str(data[pos : pos + n], "utf-8")
+    except UnicodeDecodeError:
+        return None
+    pos += n
+    (dn,) = _FAST_INT.unpack_from(data, pos)
+    pos += 4
+    if dn < 0 or pos + dn > end:
+        return None
+    value = data[pos : pos + dn]
+    pos += dn
+    rec: TxnRecord
+    if is_create:
+        if not data.startswith(_OPEN_ACL_BYTES, pos):
+            return None
+        pos += len(_OPEN_ACL_BYTES)
+        if pos + 5 > end:
+            return None
+        ephemeral = data[pos] != 0
+        (pcv,) = _FAST_INT.unpack_from(data, pos + 1)
+        pos += 5
+        rec = CreateTxn(path, value, OPEN_ACL_UNSAFE, ephemeral, pcv)
+    else:
+        if pos + 4 > end:
+            return None
+        (version,) = _FAST_INT.unpack_from(data, pos)
+        pos += 4
+        rec = SetDataTxn(path, value, version)
+    digest = None
+    if end - pos >= 12:
+        digest = TxnDigest(*_FAST_DIGEST.unpack_from(data, pos))
+    return TxnHeader(client_id, cxid, zxid, time_, typ), rec, digest
+
+
 def decode_txn(data: bytes | bytearray | memoryview) -> tuple[TxnHeader, TxnRecord, TxnDigest | None]:
     """Inverse of :func:`encode_txn`. Raises :class:`JuteError` on malformed input."""
+    if data.__class__ is bytes:
+        fast = _decode_txn_fast(data)
+        if fast is not None:
+            return fast
     r = Reader(data, max_len=len(data))
     hdr = TxnHeader.read(r)
     rec = decode_record(hdr.type, r)
