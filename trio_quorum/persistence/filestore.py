@@ -503,15 +503,18 @@ class FileStore:
         header = encode_file_header(self._dbid)
         self._pos = 0
         self._size = 0
-        self._write_at(header)
+        # The header goes in before the file is extended (preallocated): a
+        # crash in between must not leave a file of zeros with no header.
+        self._write_at(header, extend=False)
+        self._size = self._pos
         if self.force_sync:
             fsync_dir(self.log_dir)
 
-    def _write_at(self, data: bytes | bytearray) -> None:
+    def _write_at(self, data: bytes | bytearray, *, extend: bool = True) -> None:
         fd = self._fd
         assert fd is not None
         new_size = padded_size(self._pos + len(data), self._size, self.pre_alloc_size)
-        if new_size != self._size:
+        if extend and new_size != self._size:
             os.ftruncate(fd, new_size)
             self._size = new_size
         view = memoryview(data)

@@ -244,6 +244,14 @@ def scan_log(
         # a crash between creating the file and writing its header
         return LogScan(name, 0, [], 0, "short file header" if end else None)
     magic, version, dbid = _FILE_HEADER.unpack_from(data, 0)
+    if magic == 0 and version == 0 and dbid == 0:
+        # Zeros where the header belongs: a crash between creating (and
+        # preallocating) the file and writing its header, as older writers
+        # did it in that order.  Nothing was ever logged here if nothing else
+        # is written either; anything non-zero is corruption.
+        rest = nonzero_after(0) if nonzero_after is not None else has_nonzero(data, 0)
+        if not rest:
+            return LogScan(name, 0, [], 0, "no file header (all zeros)")
     if magic != TXNLOG_MAGIC or version != VERSION:
         raise CorruptStorage(f"{name}: not a ZooKeeper txn log (magic {magic:#x}, version {version})")
     scan = LogScan(name, dbid)
