@@ -17,8 +17,8 @@ Checked here:
 from __future__ import annotations
 
 import os
+import signal
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -130,9 +130,10 @@ async def test_the_child_holds_no_inherited_socket_and_dies_when_cancelled(
     real_encode = filestore_mod.encode_snapshot
 
     def stuck_encode(*args: object, **kwargs: object) -> object:
-        # Runs in the child (after it closed inherited fds): never finishes.
+        # Runs in the child (after it closed inherited fds): never finishes,
+        # until the parent's SIGKILL.
         while True:
-            time.sleep(3600)
+            signal.pause()
         return real_encode(*args, **kwargs)  # pragma: no cover
 
     monkeypatch.setattr(filestore_mod, "encode_snapshot", stuck_encode)

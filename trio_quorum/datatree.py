@@ -342,7 +342,9 @@ class DataTree:
         """
         events: list[WatchEvent] = []
         typ = hdr.type
-        if typ == _T_setData and type(rec) is SetDataTxn:
+        if (typ == _T_setData and type(rec) is SetDataTxn) or (
+            (typ == _T_create or typ == _T_create2) and type(rec) is CreateTxn
+        ):
             # The hot writes, without _process's dispatch (same steps as there).
             # ApplyResult(hdr, typ, events) built in place (no __init__ call).
             rc = _new(ApplyResult)
@@ -355,59 +357,50 @@ class DataTree:
             rc.stat = None
             rc.multi = None
             rc.events = events
-            n = self.nodes.get(path)
-            if n is None:
-                rc.err = _NONODE
-            elif self.quota_paths or self.watches._data:
-                rc.stat = self._set_data(path, rec.data, rec.version, hdr.zxid, hdr.time, events)
+            if isinstance(rec, SetDataTxn):
+                n = self.nodes.get(path)
+                if n is None:
+                    rc.err = _NONODE
+                elif self.quota_paths or self.watches._data:
+                    rc.stat = self._set_data(path, rec.data, rec.version, hdr.zxid, hdr.time, events)
+                else:
+                    # _set_data without quotas and data watches, inlined.
+                    data = rec.data
+                    zxid = hdr.zxid
+                    time = hdr.time
+                    version = rec.version
+                    self._data_size += len(data) - len(n.data)
+                    n.data = data
+                    n.mtime = time
+                    n.mzxid = zxid
+                    n.version = version
+                    c = n.children
+                    nc = 0 if c is None else len(c)
+                    eo = n.ephemeral_owner
+                    if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
+                        eo = 0
+                    rc.stat = _pack_stat(
+                        n.czxid, zxid, n.ctime, time, version, n.cversion * 2 - nc, n.aversion, eo,
+                        len(data), nc, n.pzxid,
+                    )
             else:
-                # _set_data without quotas and data watches, inlined.
-                data = rec.data
-                zxid = hdr.zxid
-                time = hdr.time
-                version = rec.version
-                self._data_size += len(data) - len(n.data)
-                n.data = data
-                n.mtime = time
-                n.mzxid = zxid
-                n.version = version
-                c = n.children
-                nc = 0 if c is None else len(c)
-                eo = n.ephemeral_owner
-                if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
-                    eo = 0
-                rc.stat = _pack_stat(
-                    n.czxid, zxid, n.ctime, time, version, n.cversion * 2 - nc, n.aversion, eo,
-                    len(data), nc, n.pzxid,
-                )
-        elif (typ == _T_create or typ == _T_create2) and type(rec) is CreateTxn:
-            rc = _new(ApplyResult)
-            rc.client_id = hdr.client_id
-            rc.cxid = hdr.cxid
-            rc.zxid = hdr.zxid
-            rc.type = typ
-            rc.err = _OK
-            rc.path = path = rec.path
-            rc.stat = None
-            rc.multi = None
-            rc.events = events
-            try:
-                node = self._create_node(
-                    path,
-                    rec.data,
-                    rec.acl,
-                    hdr.client_id if rec.ephemeral else 0,
-                    rec.parent_cversion,
-                    hdr.zxid,
-                    hdr.time,
-                    events,
-                )
-                if typ != _T_create:
-                    rc.stat = node.stat_bytes()
-            except _TxnFailed as e:
-                if e.err == _NODEEXISTS:
-                    self._fuzzy_create_fixup(rec, hdr.zxid)
-                rc.err = e.err
+                try:
+                    node = self._create_node(
+                        path,
+                        rec.data,
+                        rec.acl,
+                        hdr.client_id if rec.ephemeral else 0,
+                        rec.parent_cversion,
+                        hdr.zxid,
+                        hdr.time,
+                        events,
+                    )
+                    if typ != _T_create:
+                        rc.stat = node.stat_bytes()
+                except _TxnFailed as e:
+                    if e.err == _NODEEXISTS:
+                        self._fuzzy_create_fixup(rec, hdr.zxid)
+                    rc.err = e.err
         else:
             rc = self._process(hdr, typ, rec, events)
             rc.events = events

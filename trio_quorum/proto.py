@@ -1176,35 +1176,6 @@ def decode_request(
             not allowed in a multi / multiRead or a mix of both kinds
             (``err`` MARSHALLINGERROR).
     """
-    if opcode == _OP_SET_DATA:
-        # The hottest request: _dec_set_data's fast path inlined (same record,
-        # same checks, same errors); any other shape goes through _dec_set_data.
-        b = body
-        end = len(b)
-        try:
-            if b.__class__ is not bytes and end <= _COPY_LIMIT:
-                b = b.tobytes() if b.__class__ is memoryview else bytes(b)
-            if offset + 4 < end:
-                n = _unpack_int(b, offset)[0]
-                e = offset + 4 + n
-                if 0 < n <= max_len and e + 8 <= end:
-                    m = _unpack_int(b, e)[0]
-                    f = e + 4 + m
-                    if 0 <= m <= max_len and f + 4 <= end:
-                        if b.__class__ is bytes:
-                            path = b[offset + 4 : e].decode()
-                            data = b[e + 4 : f]
-                        else:  # a big memoryview: one copy of the data
-                            path = str(b[offset + 4 : e], "utf-8")
-                            data = bytes(b[e + 4 : f])
-                        o = _new_object(SetDataRequest)
-                        _set_sd_path(o, path)
-                        _set_sd_data(o, data)
-                        _set_sd_version(o, _unpack_int(b, f)[0])
-                        return o
-        except _DECODE_ERRORS as exc:
-            raise _as_protocol_error(exc, _op_name(opcode)) from None
-        body = b
     dec = _REQUEST_DECODERS.get(opcode)
     if dec is None:
         if opcode in _NO_BODY_REQUESTS:
@@ -1218,7 +1189,6 @@ def decode_request(
         raise _as_protocol_error(exc, _op_name(opcode)) from None
 
 
-_OP_SET_DATA = int(OpCode.setData)
 
 
 def decode_request_frame(

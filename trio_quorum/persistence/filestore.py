@@ -357,15 +357,20 @@ class FileStore:
             return True
         if self._nursery is None:
             return False
+        if self._begin_snapshot():
+            self._nursery.start_soon(self._snapshot_task, tree, dict(sessions))
+        return True
+
+    def _begin_snapshot(self) -> bool:
+        """A snapshot is due: roll the log, re-draw the roll; False if one is still running."""
         self._rand_roll = self._rng.randrange(max(1, self.snap_count // 2))
         self._log_count = 0
         self._roll_requested = True
         if self._snapshotting:
             log.warning("Too busy to snap, skipping")
-            return True
+            return False
         self._snapshotting = True
         self._snapshot_done = trio.Event()
-        self._nursery.start_soon(self._snapshot_task, tree, dict(sessions))
         return True
 
     def attach_nursery(self, nursery: trio.Nursery | None) -> None:
@@ -383,15 +388,8 @@ class FileStore:
         if self.snapshot_soon(tree, sessions):
             return
         # Due, and no nursery: take it here, before returning.
-        self._rand_roll = self._rng.randrange(max(1, self.snap_count // 2))
-        self._log_count = 0
-        self._roll_requested = True
-        if self._snapshotting:
-            log.warning("Too busy to snap, skipping")
-            return
-        self._snapshotting = True
-        self._snapshot_done = trio.Event()
-        await self._snapshot_task(tree, dict(sessions))
+        if self._begin_snapshot():
+            await self._snapshot_task(tree, dict(sessions))
 
     async def take_snapshot(self, tree: DataTree, sessions: dict[int, int]) -> str:
         """Roll the log and write a snapshot now; return its path."""
