@@ -45,24 +45,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trio_quorum import proto  # noqa: E402
-from trio_quorum.acl import check as acl_check  # noqa: E402
-from trio_quorum.auth import AuthRegistry  # noqa: E402
-from trio_quorum.consts import OpCode, Perm  # noqa: E402
-from trio_quorum.data import OPEN_ACL_UNSAFE, Id  # noqa: E402
-from trio_quorum.datatree import DataTree  # noqa: E402
-from trio_quorum.final import Final  # noqa: E402
-from trio_quorum.jute import DEFAULT_MAX_BUFFER  # noqa: E402
+from trio_quorum.core.acl import check as acl_check  # noqa: E402
+from trio_quorum.core.auth import AuthRegistry  # noqa: E402
+from trio_quorum.core.datatree import DataTree  # noqa: E402
+from trio_quorum.core.final import Final  # noqa: E402
 from trio_quorum.persistence.txnlog import entry_head  # noqa: E402
+from trio_quorum.protocol import records as proto  # noqa: E402
+from trio_quorum.protocol.consts import OpCode, Perm  # noqa: E402
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE, Id  # noqa: E402
+from trio_quorum.protocol.jute import DEFAULT_MAX_BUFFER  # noqa: E402
 
 try:  # absent before the write-path work (then only the older calls are measured)
     from trio_quorum.persistence.txnlog import append_entry
 except ImportError:  # pragma: no cover - running against an older checkout
     append_entry = None  # type: ignore[assignment]
-from trio_quorum.prep import Prep  # noqa: E402
+from trio_quorum.core.prep import Prep  # noqa: E402
+from trio_quorum.core.sessions import SessionTracker  # noqa: E402
+from trio_quorum.protocol.txn import encode_txn  # noqa: E402
 from trio_quorum.server.gcpolicy import THRESHOLDS  # noqa: E402
-from trio_quorum.sessions import SessionTracker  # noqa: E402
-from trio_quorum.txn import encode_txn  # noqa: E402
 
 _SET = int(OpCode.setData)
 _CREATE = int(OpCode.create)

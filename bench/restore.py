@@ -53,8 +53,9 @@ def _names(n: int, sessions: int = 256) -> list[str]:
 
 
 def make_dir(path: str, n: int) -> str:
-    from trio_quorum.data import READ_ACL_UNSAFE, DataNode
+    from trio_quorum.core.node import DataNode
     from trio_quorum.persistence.snapshot import encode_snapshot, snapshot_name
+    from trio_quorum.protocol.data import READ_ACL_UNSAFE
 
     snap_dir = os.path.join(path, "version-2")
     os.makedirs(snap_dir, exist_ok=True)
@@ -96,7 +97,7 @@ def child(path: str, profile: bool) -> None:
 
     import trio
 
-    from trio_quorum.datatree import DataTree
+    from trio_quorum.core.datatree import DataTree
     from trio_quorum.persistence.filestore import FileStore
     from trio_quorum.server import gcpolicy
 
@@ -143,13 +144,13 @@ def child(path: str, profile: bool) -> None:
 
 def built(n: int) -> None:
     """RSS of the same tree built by applying creates (what the server held before the restart)."""
-    from trio_quorum.datatree import DataTree
+    from trio_quorum.core.datatree import DataTree
     from trio_quorum.server import gcpolicy
 
     gcpolicy.tune()
-    from trio_quorum.data import OPEN_ACL_UNSAFE
-    from trio_quorum.proto import OpCode
-    from trio_quorum.txn import CreateTxn, TxnHeader
+    from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
+    from trio_quorum.protocol.records import OpCode
+    from trio_quorum.protocol.txn import CreateTxn, TxnHeader
 
     tree = DataTree()
     value = bytes(range(100))

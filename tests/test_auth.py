@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from trio_quorum.acl import SUPER_ID, check, digest_id
-from trio_quorum.auth import (
+from trio_quorum.core.acl import SUPER_ID, check, digest_id
+from trio_quorum.core.auth import (
     AuthProvider,
     AuthRegistry,
     ClientInfo,
@@ -17,8 +17,8 @@ from trio_quorum.auth import (
     valid_digest_id,
     valid_ip_id,
 )
-from trio_quorum.consts import Err, KeeperError, Perm
-from trio_quorum.data import ACL, Id
+from trio_quorum.protocol.consts import Err, KeeperError, Perm
+from trio_quorum.protocol.data import ACL, Id
 
 
 def _sha(s: str) -> str:

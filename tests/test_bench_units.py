@@ -9,12 +9,12 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_quorum import proto
 from trio_quorum.bench import report
 from trio_quorum.bench.loadgen import READ, WRITE, LoadSpec, _Requests, _Session, percentiles
 from trio_quorum.bench.scenarios import SCENARIOS, select
 from trio_quorum.bench.servers import write_zoo_cfg
-from trio_quorum.consts import OpCode
+from trio_quorum.protocol import records as proto
+from trio_quorum.protocol.consts import OpCode
 
 
 def _frames(blob: bytes) -> list[tuple[int, int, object]]:

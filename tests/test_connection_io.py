@@ -28,9 +28,9 @@ from pathlib import Path
 import trio
 
 from actors import ActorCrashed, ActorStopped
-from trio_quorum.data import OPEN_ACL_UNSAFE
 from trio_quorum.persistence.memstore import MemStore
-from trio_quorum.proto import (
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
+from trio_quorum.protocol.records import (
     CreateRequest,
     GetDataRequest,
     SetDataRequest,

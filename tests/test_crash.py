@@ -37,9 +37,9 @@ import trio
 from tests.chaos.rawclient import ConnectionLost, RawSession, open_raw_session
 from tests.chaos.workload import Workload, freeze
 from tests.support.server import REPO, ServerProcess, four_letter_word, write_cfg
-from trio_quorum import proto as p
-from trio_quorum.consts import OpCode
-from trio_quorum.data import OPEN_ACL_UNSAFE
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
 
 # snapCount small: fuzzy snapshots are taken (and interrupted) under load, so
 # recovery runs snapshot + log tail; preAllocSize small: the log file grows

@@ -10,24 +10,31 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.consts import EPHEMERAL_CONTAINER, AddWatchMode, Err, EventType, OpCode, Perm
-from trio_quorum.data import (
-    ACL,
-    OPEN_ACL_UNSAFE,
-    READ_ACL_UNSAFE,
-    STAT_STRUCT,
-    DataNode,
-    Id,
-    ttl_owner,
-)
-from trio_quorum.datatree import (
+from trio_quorum.core.datatree import (
     DataTree,
     _java_hashset_order,
     format_stats_track,
     java_string_hash,
     parse_stats_track,
 )
-from trio_quorum.txn import (
+from trio_quorum.core.node import DataNode
+from trio_quorum.protocol.consts import (
+    EPHEMERAL_CONTAINER,
+    AddWatchMode,
+    Err,
+    EventType,
+    OpCode,
+    Perm,
+)
+from trio_quorum.protocol.data import (
+    ACL,
+    OPEN_ACL_UNSAFE,
+    READ_ACL_UNSAFE,
+    STAT_STRUCT,
+    Id,
+    ttl_owner,
+)
+from trio_quorum.protocol.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
     CreateContainerTxn,

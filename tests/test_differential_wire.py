@@ -22,9 +22,9 @@ import pytest
 from tests.support.apache_zk import apache_zookeeper
 from tests.support.server import ServerProcess, write_cfg
 from tests.support.wire import WireClient
-from trio_quorum import proto as p
-from trio_quorum.consts import OpCode
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, Stat
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, Stat
 
 pytestmark = pytest.mark.zookeeper
 

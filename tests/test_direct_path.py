@@ -27,7 +27,7 @@ import trio
 from actors import ActorCrashed
 from trio_quorum.persistence.memstore import MemStore
 from trio_quorum.server import pipeline as pipeline_mod
-from trio_quorum.server.standalone import ServerFailed
+from trio_quorum.server.peer import ServerFailed
 
 from .test_supervision import BOUND, ROOT, RecordingStore, running
 

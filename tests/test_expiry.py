@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_quorum.expiry import ExpiryQueue
+from trio_quorum.core.expiry import ExpiryQueue
 
 
 def test_buckets_round_up_to_next_interval() -> None:

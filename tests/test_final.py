@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from trio_quorum.acl import SUPER_ID, digest_id
-from trio_quorum.auth import AuthRegistry
-from trio_quorum.consts import AddWatchMode, Err, EventType, OpCode, Perm, WatcherType
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, Id, Stat
-from trio_quorum.datatree import DataTree
-from trio_quorum.final import Final, Outcome, mask_digest_acl
-from trio_quorum.proto import (
+from trio_quorum.core.acl import SUPER_ID, digest_id
+from trio_quorum.core.auth import AuthRegistry
+from trio_quorum.core.datatree import DataTree
+from trio_quorum.core.final import Final, Outcome, mask_digest_acl
+from trio_quorum.protocol.consts import AddWatchMode, Err, EventType, OpCode, Perm, WatcherType
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, Id, Stat
+from trio_quorum.protocol.records import (
     AddWatchRequest,
     CheckWatchesRequest,
     ExistsRequest,
@@ -32,7 +32,7 @@ from trio_quorum.proto import (
     decode_response,
     encode_reply,
 )
-from trio_quorum.txn import (
+from trio_quorum.protocol.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
     CreateContainerTxn,

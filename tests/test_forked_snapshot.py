@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_quorum.consts import OpCode
-from trio_quorum.data import OPEN_ACL_UNSAFE
-from trio_quorum.datatree import DataTree
+from trio_quorum.core.datatree import DataTree
 from trio_quorum.persistence import filestore as filestore_mod
 from trio_quorum.persistence.files import list_snapshots
 from trio_quorum.persistence.filestore import FileStore
-from trio_quorum.txn import CreateTxn, SetDataTxn, TxnHeader
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
+from trio_quorum.protocol.txn import CreateTxn, SetDataTxn, TxnHeader
 
 pytestmark = pytest.mark.skipif(
     not (hasattr(os, "fork") and hasattr(os, "pidfd_open")), reason="needs os.fork and os.pidfd_open (Linux)"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.framing import FOUR_LETTER_WORDS, FourLetterWord, FrameDecoder, FrameError
-from trio_quorum.jute import DEFAULT_MAX_BUFFER, JuteError
+from trio_quorum.protocol.framing import FOUR_LETTER_WORDS, FourLetterWord, FrameDecoder, FrameError
+from trio_quorum.protocol.jute import DEFAULT_MAX_BUFFER, JuteError
 
 
 def frame(payload: bytes) -> bytes:

@@ -5,7 +5,7 @@ an ephemeral node and a guarded subtree whose ACL only it can write, and holds
 a data watch.  Hypothesis generates byte streams, sent on fresh connections:
 
 * arbitrary bytes;
-* real request streams encoded with ``trio_quorum.proto`` (a ConnectRequest,
+* real request streams encoded with ``trio_quorum.protocol.records`` (a ConnectRequest,
   sometimes one naming the kazoo session with a wrong password, followed by
   real requests of many kinds, four-letter words) and then mutated: bytes
   flipped, truncated, garbage inserted or appended, a frame length replaced by
@@ -42,9 +42,9 @@ from kazoo.security import OPEN_ACL_UNSAFE as KAZOO_OPEN_ACL
 from kazoo.security import make_digest_acl
 
 from tests.support.server import ServerProcess, four_letter_word, write_cfg
-from trio_quorum import proto as p
-from trio_quorum.consts import OpCode
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, Id
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, Id
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -18,12 +18,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum import proto
-from trio_quorum.data import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, STAT_STRUCT, Stat
-from trio_quorum.jute import JuteError, Reader, Writer
-from trio_quorum.paths import path_error, plain_path
+from trio_quorum.core.paths import path_error, plain_path
 from trio_quorum.persistence.txnlog import append_entry, encode_entry
-from trio_quorum.txn import CreateTxn, SetDataTxn, TxnHeader, TxnRecord, encode_txn
+from trio_quorum.protocol import records as proto
+from trio_quorum.protocol.data import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, STAT_STRUCT, Stat
+from trio_quorum.protocol.jute import JuteError, Reader, Writer
+from trio_quorum.protocol.txn import CreateTxn, SetDataTxn, TxnHeader, TxnRecord, encode_txn
 
 _i32 = st.integers(-(2**31), 2**31 - 1)
 _i64 = st.integers(-(2**63), 2**63 - 1)
@@ -180,7 +180,7 @@ def test_hot_txn_encodings_are_the_generic_encoding(hdr: TxnHeader, rec: TxnReco
 
 
 def test_append_entry_with_digest() -> None:
-    from trio_quorum.txn import TxnDigest
+    from trio_quorum.protocol.txn import TxnDigest
 
     hdr, rec, dig = TxnHeader(1, 2, 3, 4, 5), SetDataTxn("/a", b"x", 1), TxnDigest(2, 77)
     buf = bytearray()

@@ -24,14 +24,14 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.consts import KeeperError, OpCode
-from trio_quorum.data import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
-from trio_quorum.datatree import ApplyResult, DataTree
-from trio_quorum.final import Final
-from trio_quorum.prep import ERROR_TYPE, ChangeRecord, Prep
-from trio_quorum.proto import CreateRequest, DeleteRequest, SetDataRequest, encode_reply
-from trio_quorum.sessions import SessionTracker
-from trio_quorum.txn import (
+from trio_quorum.core.datatree import ApplyResult, DataTree
+from trio_quorum.core.final import Final
+from trio_quorum.core.prep import ERROR_TYPE, ChangeRecord, Prep
+from trio_quorum.core.sessions import SessionTracker
+from trio_quorum.protocol.consts import KeeperError, OpCode
+from trio_quorum.protocol.data import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
+from trio_quorum.protocol.records import CreateRequest, DeleteRequest, SetDataRequest, encode_reply
+from trio_quorum.protocol.txn import (
     CreateTxn,
     DeleteTxn,
     ErrorTxn,

@@ -5,7 +5,13 @@
    IO modules (trio, socket, os, time, threading, trio_websocket), and every
    ``trio_quorum`` module it imports is itself sans-IO.  Imports guarded by
    ``if TYPE_CHECKING:`` are exempt (they never run).
-3. The foundation cores are sans-IO, so rule 2 cannot pass vacuously.
+3. The foundation cores are sans-IO, so rule 2 cannot pass vacuously; every
+   module under ``protocol/``, ``core/`` and ``quorum/`` is sans-IO (the folder
+   names the layer).
+4. No import cycle anywhere in ``trio_quorum/`` or ``actors/``: every import
+   counts, function-level and ``TYPE_CHECKING`` ones included (a cycle hidden
+   from the interpreter is still two modules that cannot be understood apart).
+5. No module over ``MAX_MODULE_LINES`` lines.
 
 ``discover_sans_io`` is shared with ``noxfile.py``'s typecheck session (which
 re-implements the same few lines, since nox must not import the tests).
@@ -21,7 +27,11 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "trio_quorum"
 FORBIDDEN = frozenset({"trio", "socket", "os", "time", "threading", "trio_websocket"})
-FOUNDATION = frozenset({"jute", "consts", "data", "txn", "acl"})
+FOUNDATION = frozenset({"protocol.jute", "protocol.consts", "protocol.data", "protocol.txn", "core.acl"})
+#: Folders whose every module is a sans-IO core (the architecture's layers, docs/architecture.md).
+SANS_IO_FOLDERS = ("protocol", "core", "quorum")
+#: No module grows past this many lines (split it by reason to change).
+MAX_MODULE_LINES = 800
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -51,7 +61,8 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def runtime_imports(
-    tree: ast.Module, this_module: str, is_package: bool, known: frozenset[str] = frozenset()
+    tree: ast.Module, this_module: str, is_package: bool, known: frozenset[str] = frozenset(),
+    *, type_checking: bool = False,
 ) -> list[tuple[int, str]]:
     """(line, absolute dotted module) of every import that can run.
 
@@ -63,7 +74,7 @@ def runtime_imports(
     package = this_module if is_package else this_module.rpartition(".")[0]
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if isinstance(node, ast.If) and _is_type_checking(node.test) and not type_checking:
             for child in node.orelse:
                 visit(child)
             return
@@ -117,7 +128,7 @@ def test_actors_never_imports_trio_quorum():
 
 
 def test_the_foundation_is_sans_io():
-    found = {name.rpartition(".")[2] for name in discover_sans_io() if name.count(".") == 1}
+    found = {name.partition(".")[2] for name in discover_sans_io()}
     assert FOUNDATION <= found, f"missing sans-IO declarations: {sorted(FOUNDATION - found)}"
 
 
@@ -198,3 +209,103 @@ def test_relative_imports_resolve_to_siblings():
         "trio_quorum.jute",
         "trio.abc",
     }
+
+
+def test_layer_folders_hold_only_sans_io_cores():
+    modules = parse_package()
+    missing = [
+        name for name, (path, tree) in modules.items()
+        if name.split(".")[1:2] and name.split(".")[1] in SANS_IO_FOLDERS
+        and path.name != "__init__.py" and not declares_sans_io(tree)
+    ]
+    assert missing == [], f"modules in a sans-IO folder without __sans_io__ = True: {missing}"
+
+
+def import_graph(top: str) -> dict[str, set[str]]:
+    """Module -> the modules of package ``top`` it imports (``TYPE_CHECKING`` imports too)."""
+    base = ROOT / top
+    modules = {}
+    for path in sorted(base.rglob("*.py")):
+        modules[module_name(path)] = (path, ast.parse(path.read_text(), str(path)))
+    known = frozenset(modules)
+    graph: dict[str, set[str]] = {}
+    for name, (path, tree) in modules.items():
+        edges = set()
+        for _, target in runtime_imports(tree, name, path.name == "__init__.py", known,
+                                         type_checking=True):
+            # importing a.b.c runs a and a.b first: the nearest known module is the edge
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each sorted.
+
+    A package importing its own submodules (``__init__`` re-exports) and a
+    submodule importing its package are one cycle Python resolves by order;
+    those edges (parent package <-> child) are not counted.
+    """
+    def related(a: str, b: str) -> bool:
+        return a.startswith(b + ".") or b.startswith(a + ".")
+
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if related(v, w):
+                continue
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            strong(v)
+    return out
+
+
+@pytest.mark.parametrize("top", ["trio_quorum", "actors"])
+def test_no_import_cycles(top):
+    graph = import_graph(top)
+    assert len(graph) >= 5
+    assert find_cycles(graph) == []
+
+
+def test_find_cycles_reports_a_cycle():
+    graph = {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}, "p.d": {"p.a"}, "p": {"p.a"}, "p.e": {"p"}}
+    assert find_cycles(graph) == [["p.a", "p.b", "p.c"]]
+
+
+@pytest.mark.parametrize("top", ["trio_quorum", "actors"])
+def test_no_module_is_too_long(top):
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted((ROOT / top).rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"split these by reason to change: {long}"

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_quorum.consts import Err, KeeperError
-from trio_quorum.paths import (
+from trio_quorum.core.paths import (
     basename,
     is_valid_path,
     parent_of,
@@ -15,6 +14,7 @@ from trio_quorum.paths import (
     split_path,
     validate_path,
 )
+from trio_quorum.protocol.consts import Err, KeeperError
 
 VALID = [
     "/",

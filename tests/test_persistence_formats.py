@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trio_quorum.consts import OpCode, Perm
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, DataNode, Id
+from trio_quorum.core.node import DataNode
 from trio_quorum.persistence.api import CorruptStorage
 from trio_quorum.persistence.snapshot import (
     ZxidDigest,
@@ -22,7 +21,9 @@ from trio_quorum.persistence.txnlog import (
     scan_log,
     zxid_from_name,
 )
-from trio_quorum.txn import (
+from trio_quorum.protocol.consts import OpCode, Perm
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, Id
+from trio_quorum.protocol.txn import (
     CloseSessionTxn,
     CreateSessionTxn,
     CreateTxn,

@@ -6,13 +6,21 @@ from typing import Any
 
 import pytest
 
-from trio_quorum.acl import digest_id
-from trio_quorum.auth import AuthRegistry
-from trio_quorum.consts import EPHEMERAL_CONTAINER, MAX_TTL, Err, OpCode, Perm
-from trio_quorum.data import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, ttl_owner
-from trio_quorum.datatree import DataTree
-from trio_quorum.prep import Prep
-from trio_quorum.proto import (
+from trio_quorum.core.acl import digest_id
+from trio_quorum.core.auth import AuthRegistry
+from trio_quorum.core.datatree import DataTree
+from trio_quorum.core.prep import Prep
+from trio_quorum.core.sessions import SessionTracker
+from trio_quorum.protocol.consts import EPHEMERAL_CONTAINER, MAX_TTL, Err, OpCode, Perm
+from trio_quorum.protocol.data import (
+    ACL,
+    CREATOR_ALL_ACL,
+    OPEN_ACL_UNSAFE,
+    READ_ACL_UNSAFE,
+    Id,
+    ttl_owner,
+)
+from trio_quorum.protocol.records import (
     CheckVersionRequest,
     CreateRequest,
     CreateTTLRequest,
@@ -21,8 +29,7 @@ from trio_quorum.proto import (
     SetACLRequest,
     SetDataRequest,
 )
-from trio_quorum.sessions import SessionTracker
-from trio_quorum.txn import (
+from trio_quorum.protocol.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
     CreateContainerTxn,

@@ -7,12 +7,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.acl import digest_id
-from trio_quorum.consts import Err, OpCode, Perm
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
-from trio_quorum.datatree import DataTree
-from trio_quorum.prep import Prep
-from trio_quorum.proto import (
+from trio_quorum.core.acl import digest_id
+from trio_quorum.core.datatree import DataTree
+from trio_quorum.core.prep import Prep
+from trio_quorum.protocol.consts import Err, OpCode, Perm
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
+from trio_quorum.protocol.records import (
     CheckVersionRequest,
     CreateRequest,
     DeleteRequest,
@@ -20,7 +20,7 @@ from trio_quorum.proto import (
     SetACLRequest,
     SetDataRequest,
 )
-from trio_quorum.txn import CloseSessionTxn, CreateTxn, ErrorTxn, MultiTxn, SetDataTxn
+from trio_quorum.protocol.txn import CloseSessionTxn, CreateTxn, ErrorTxn, MultiTxn, SetDataTxn
 
 SID = 0x200000000000001
 OTHER = 0x200000000000002

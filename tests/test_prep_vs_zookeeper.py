@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from tests.support.apache_zk import apache_zookeeper, zookeeper_unavailable_reason
-from trio_quorum.consts import OpCode, Perm
-from trio_quorum.data import ACL, Id
-from trio_quorum.datatree import DataTree
-from trio_quorum.prep import Prep
-from trio_quorum.proto import (
+from trio_quorum.core.datatree import DataTree
+from trio_quorum.core.prep import Prep
+from trio_quorum.protocol.consts import OpCode, Perm
+from trio_quorum.protocol.data import ACL, Id
+from trio_quorum.protocol.records import (
     CreateRequest,
     DeleteRequest,
     MultiRequest,

@@ -12,11 +12,11 @@ from kazoo.protocol import serialization as ks
 from kazoo.security import ACL as KACL
 from kazoo.security import Id as KId
 
-from trio_quorum import proto as p
-from trio_quorum.consts import Err, OpCode
-from trio_quorum.data import ACL, STAT_STRUCT, Id, Stat
-from trio_quorum.framing import FrameDecoder
-from trio_quorum.jute import JuteError
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.consts import Err, OpCode
+from trio_quorum.protocol.data import ACL, STAT_STRUCT, Id, Stat
+from trio_quorum.protocol.framing import FrameDecoder
+from trio_quorum.protocol.jute import JuteError
 
 I32 = st.integers(-(2**31), 2**31 - 1)
 I64 = st.integers(-(2**63), 2**63 - 1)

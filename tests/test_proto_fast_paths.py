@@ -7,10 +7,10 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum import proto as p
-from trio_quorum.consts import OpCode
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, Id
-from trio_quorum.jute import Reader, Writer
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, Id
+from trio_quorum.protocol.jute import Reader, Writer
 
 _acls = st.one_of(
     st.just(OPEN_ACL_UNSAFE),

@@ -15,10 +15,10 @@ import pytest
 
 from tests.support.apache_zk import apache_zookeeper
 from tests.support.wire import WireClient
-from trio_quorum import proto as p
-from trio_quorum.consts import Err, EventType, KeeperState, OpCode
-from trio_quorum.data import OPEN_ACL_UNSAFE, ttl_owner
-from trio_quorum.framing import FourLetterWord, FrameDecoder
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.consts import Err, EventType, KeeperState, OpCode
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE, ttl_owner
+from trio_quorum.protocol.framing import FourLetterWord, FrameDecoder
 
 pytestmark = pytest.mark.zookeeper
 
@@ -185,7 +185,7 @@ def test_java_client_reads_our_server_side_encoding(tmp_path: Any) -> None:
     import threading
 
     from tests.support.apache_zk import run_zk_tool
-    from trio_quorum.data import STAT_STRUCT, Stat
+    from trio_quorum.protocol.data import STAT_STRUCT, Stat
 
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(60)

@@ -17,12 +17,13 @@ import zlib
 
 import pytest
 
-from trio_quorum.consts import OpCode, Perm
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, DataNode, Id, ttl_owner
-from trio_quorum.datatree import DataTree
+from trio_quorum.core.datatree import DataTree
+from trio_quorum.core.node import DataNode
 from trio_quorum.persistence.api import CorruptStorage
 from trio_quorum.persistence.snapshot import Snapshot, decode_snapshot, encode_snapshot
-from trio_quorum.txn import (
+from trio_quorum.protocol.consts import OpCode, Perm
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, ttl_owner
+from trio_quorum.protocol.txn import (
     CreateContainerTxn,
     CreateSessionTxn,
     CreateTTLTxn,

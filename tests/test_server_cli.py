@@ -9,10 +9,10 @@ from pathlib import Path
 import trio
 
 from tests.support.server import REPO
-from trio_quorum.consts import OpCode
-from trio_quorum.datatree import DataTree
+from trio_quorum.core.datatree import DataTree
 from trio_quorum.persistence.memstore import MemStore
-from trio_quorum.txn import CreateSessionTxn, CreateTxn, TxnHeader
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.txn import CreateSessionTxn, CreateTxn, TxnHeader
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

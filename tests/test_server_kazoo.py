@@ -150,7 +150,7 @@ class RawSession:
     """A bare client-port session over a socket (kazoo 2.11 has no addWatch)."""
 
     def __init__(self, port: int, timeout_ms: int = 4000) -> None:
-        from trio_quorum.proto import encode_connect_request
+        from trio_quorum.protocol.records import encode_connect_request
 
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.sock.sendall(encode_connect_request(0, 0, timeout_ms, 0, b"\0" * 16, False))
@@ -173,7 +173,7 @@ class RawSession:
 
     def call(self, opcode: int, request: object) -> tuple[int, list[tuple[int, str]]]:
         """Send one request; return (err, notifications that arrived before the reply)."""
-        from trio_quorum.proto import encode_request
+        from trio_quorum.protocol.records import encode_request
 
         self.xid += 1
         self.sock.sendall(encode_request(self.xid, opcode, request))
@@ -192,7 +192,7 @@ class RawSession:
 
 
 def test_persistent_recursive_watch_and_remove(server: ServerProcess, zk: KazooClient) -> None:
-    from trio_quorum.proto import AddWatchRequest, ExistsRequest, RemoveWatchesRequest
+    from trio_quorum.protocol.records import AddWatchRequest, ExistsRequest, RemoveWatchesRequest
 
     zk.create("/pw")
     raw = RawSession(server.port)
@@ -239,7 +239,7 @@ def test_acls_digest_and_super(server: ServerProcess, zk: KazooClient) -> None:
 
 
 def test_auth_failure_replies_authfailed_then_closes(server: ServerProcess, zk: KazooClient) -> None:
-    from trio_quorum.proto import AuthPacket, encode_request
+    from trio_quorum.protocol.records import AuthPacket, encode_request
 
     raw = RawSession(server.port)
     try:
@@ -254,8 +254,8 @@ def test_auth_failure_replies_authfailed_then_closes(server: ServerProcess, zk: 
 
 
 def test_containers_and_ttl(server: ServerProcess, zk: KazooClient) -> None:
-    from trio_quorum.data import OPEN_ACL_UNSAFE
-    from trio_quorum.proto import CreateRequest, CreateTTLRequest
+    from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
+    from trio_quorum.protocol.records import CreateRequest, CreateTTLRequest
 
     raw = RawSession(server.port)  # kazoo 2.11 cannot create containers or TTL nodes
     try:
@@ -291,8 +291,8 @@ def test_reconnect_same_session(server: ServerProcess, zk: KazooClient) -> None:
 
 
 def test_session_expiry(server: ServerProcess, zk: KazooClient) -> None:
-    from trio_quorum.data import OPEN_ACL_UNSAFE
-    from trio_quorum.proto import CreateRequest
+    from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
+    from trio_quorum.protocol.records import CreateRequest
 
     # A client that goes silent (no pings): its session must expire.
     raw = RawSession(server.port, timeout_ms=400)
@@ -308,7 +308,7 @@ def test_session_expiry(server: ServerProcess, zk: KazooClient) -> None:
     raw.close()
     # Reconnecting with the expired (id, password): ConnectResponse(timeout 0, session 0) -> Expired.
     # On the wire: ZooKeeper's (timeout 0, session 0, zero password) answer, then close.
-    from trio_quorum.proto import decode_connect_response, encode_connect_request
+    from trio_quorum.protocol.records import decode_connect_response, encode_connect_request
 
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
         s.sendall(encode_connect_request(0, 0, 4000, raw.session_id, raw.passwd, False))
@@ -368,7 +368,7 @@ def test_malformed_frames_drop_only_that_connection(server: ServerProcess, zk: K
 
 
 def test_bad_request_after_connect_drops_connection_not_session(server: ServerProcess, zk: KazooClient) -> None:
-    from trio_quorum.proto import encode_connect_request
+    from trio_quorum.protocol.records import encode_connect_request
 
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
         s.sendall(encode_connect_request(0, 0, 4000, 0, b"\0" * 16, False))

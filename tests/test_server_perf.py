@@ -23,8 +23,8 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.consts import Err
-from trio_quorum.proto import GetDataRequest, SetDataRequest, encode_request
+from trio_quorum.protocol.consts import Err
+from trio_quorum.protocol.records import GetDataRequest, SetDataRequest, encode_request
 from trio_quorum.server.connection import ClientConnection, Request
 from trio_quorum.server.pipeline import _account
 from trio_quorum.server.stats import ConnStats, ServerStats

@@ -9,8 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_quorum.consts import EPHEMERAL_CONTAINER, Err, KeeperError
-from trio_quorum.sessions import JavaRandom, SessionTracker, initial_session_id, session_password
+from trio_quorum.core.sessions import (
+    JavaRandom,
+    SessionTracker,
+    initial_session_id,
+    session_password,
+)
+from trio_quorum.protocol.consts import EPHEMERAL_CONTAINER, Err, KeeperError
 
 # Vectors obtained by compiling and running this Java 17 program with javac/java on the
 # development machine (OpenJDK 17, java.util.Random):

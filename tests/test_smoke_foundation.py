@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_quorum.consts import OpCode
-from trio_quorum.data import ACL, Id
-from trio_quorum.jute import JuteError, Reader, Writer
-from trio_quorum.txn import (
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import ACL, Id
+from trio_quorum.protocol.jute import JuteError, Reader, Writer
+from trio_quorum.protocol.txn import (
     CloseSessionTxn,
     CreateTxn,
     MultiTxn,

@@ -9,14 +9,14 @@ import os
 import pytest
 import trio
 
-from trio_quorum.consts import OpCode
-from trio_quorum.data import OPEN_ACL_UNSAFE
-from trio_quorum.datatree import DataTree
+from trio_quorum.core.datatree import DataTree
 from trio_quorum.persistence.api import CorruptStorage, StorageFailed
 from trio_quorum.persistence.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, read_epoch, write_epoch
 from trio_quorum.persistence.files import list_logs, list_snapshots, scan_log_file, version_dir
 from trio_quorum.persistence.filestore import FileStore, open_file_store
-from trio_quorum.txn import CreateTxn, SetDataTxn, TxnHeader
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
+from trio_quorum.protocol.txn import CreateTxn, SetDataTxn, TxnHeader
 
 
 def _create(tree: DataTree, zxid: int, path: str) -> tuple[TxnHeader, CreateTxn]:

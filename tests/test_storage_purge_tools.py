@@ -8,14 +8,14 @@ import os
 import pytest
 import trio
 
-from trio_quorum.consts import OpCode
-from trio_quorum.data import OPEN_ACL_UNSAFE
-from trio_quorum.datatree import DataTree
+from trio_quorum.core.datatree import DataTree
 from trio_quorum.persistence.files import list_logs, list_snapshots, version_dir
 from trio_quorum.persistence.filestore import FileStore
 from trio_quorum.persistence.purge import purge, run_purge_timer
 from trio_quorum.persistence.tools import log_dump_main, purge_main, snapshot_dump_main
-from trio_quorum.txn import CreateTxn, TxnHeader
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
+from trio_quorum.protocol.txn import CreateTxn, TxnHeader
 
 
 async def _store_with_snapshots(d: str, rounds: int) -> DataTree:

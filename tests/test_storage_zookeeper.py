@@ -15,13 +15,13 @@ import os
 import pytest
 
 from tests.support.apache_zk import apache_zookeeper, require_zookeeper, run_zk_tool
-from trio_quorum.acl import digest_id
-from trio_quorum.consts import OpCode, Perm
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, Id
-from trio_quorum.datatree import DataTree
+from trio_quorum.core.acl import digest_id
+from trio_quorum.core.datatree import DataTree
 from trio_quorum.persistence.files import list_logs, list_snapshots, version_dir
 from trio_quorum.persistence.filestore import FileStore
-from trio_quorum.txn import (
+from trio_quorum.protocol.consts import OpCode, Perm
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, Id
+from trio_quorum.protocol.txn import (
     CreateSessionTxn,
     CreateTxn,
     DeleteTxn,

@@ -31,11 +31,16 @@ import actors
 from actors import ActorCrashed, ActorGaveUp, ActorStarting, ActorStopped, ActorStopping
 from actors.testing import EventRecorder, inject_crash
 from trio_quorum.config import parse_config
-from trio_quorum.data import OPEN_ACL_UNSAFE
 from trio_quorum.persistence.memstore import MemStore
-from trio_quorum.proto import CreateRequest, GetDataRequest, encode_connect_request, encode_request
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
+from trio_quorum.protocol.records import (
+    CreateRequest,
+    GetDataRequest,
+    encode_connect_request,
+    encode_request,
+)
 from trio_quorum.server.connection import ClientConnection
-from trio_quorum.server.standalone import ServerFailed, StandaloneServer
+from trio_quorum.server.peer import ServerFailed, StandaloneServer
 
 BOUND = 10  # seconds: generous bound on any single wait on this shared machine
 ROOT = "peer-0"

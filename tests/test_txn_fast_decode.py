@@ -8,10 +8,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.consts import OpCode
-from trio_quorum.data import ACL, OPEN_ACL_UNSAFE, Id
-from trio_quorum.jute import JuteError, Reader
-from trio_quorum.txn import (
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import ACL, OPEN_ACL_UNSAFE, Id
+from trio_quorum.protocol.jute import JuteError, Reader
+from trio_quorum.protocol.txn import (
     CreateTxn,
     DeleteTxn,
     SetDataTxn,

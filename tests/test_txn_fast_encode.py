@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.data import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, Id
-from trio_quorum.jute import Writer
 from trio_quorum.persistence.txnlog import encode_entry, entry_head
-from trio_quorum.txn import (
+from trio_quorum.protocol.data import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, Id
+from trio_quorum.protocol.jute import Writer
+from trio_quorum.protocol.txn import (
     CheckVersionTxn,
     CreateContainerTxn,
     CreateSessionTxn,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_quorum.consts import AddWatchMode, EventType, WatcherType
-from trio_quorum.data import DataNode
-from trio_quorum.watches import PERSISTENT_RECURSIVE, WatchManager, parent_path
+from trio_quorum.core.node import DataNode
+from trio_quorum.core.watches import PERSISTENT_RECURSIVE, WatchManager, parent_path
+from trio_quorum.protocol.consts import AddWatchMode, EventType, WatcherType
 
 CREATED = EventType.NodeCreated
 DELETED = EventType.NodeDeleted

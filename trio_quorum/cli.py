@@ -6,7 +6,7 @@ Ctrl-C stops the supervision tree gracefully with the reason "SIGTERM received"
 + fsync) and the process exits 0; a second signal cancels everything at once
 (storage is still closed, shielded and bounded).  An invalid configuration
 prints the error (key and line) and exits with status 2; a server that fails
-(a vital actor crashed, see ``server/standalone.py``) or cannot bind prints
+(a vital actor crashed, see ``server/peer.py``) or cannot bind prints
 why and exits with status 1.
 """
 
@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .config import ConfigError, default_config
     from .server.configfile import load_config
-    from .server.standalone import ServerFailed, StandaloneServer, open_storage
+    from .server.peer import ServerFailed, StandaloneServer, open_storage
 
     _setup_logging(args.log_level)
     try:

@@ -1,4 +1,4 @@
-"""A pipelining async ZooKeeper client for chaos tests, built only from trio_quorum.proto.
+"""A pipelining async ZooKeeper client for chaos tests, built only from trio_quorum.protocol.records.
 
 kazoo sends one request at a time per call; a crash test needs hundreds of writes
 in flight at the moment the server dies, so this client writes whole batches of
@@ -16,8 +16,8 @@ from typing import Any
 
 import trio
 
-from trio_quorum import proto as p
-from trio_quorum.framing import FourLetterWord, FrameDecoder
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.framing import FourLetterWord, FrameDecoder
 
 __all__ = ["ConnectionLost", "RawSession", "open_raw_session"]
 

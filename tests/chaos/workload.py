@@ -22,9 +22,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from trio_quorum import proto as p
-from trio_quorum.consts import OpCode
-from trio_quorum.data import OPEN_ACL_UNSAFE
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.consts import OpCode
+from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
 
 __all__ = ["State", "Op", "Workload", "freeze"]
 

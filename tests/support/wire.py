@@ -1,4 +1,4 @@
-"""A minimal blocking ZooKeeper client built only from trio_quorum.proto, for tests.
+"""A minimal blocking ZooKeeper client built only from trio_quorum.protocol.records, for tests.
 
 It speaks the wire protocol directly, so tests can send what kazoo cannot
 (addWatch, TTL and container creates, multiRead, raw xids) to any server,
@@ -10,14 +10,14 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from trio_quorum import proto as p
-from trio_quorum.framing import FourLetterWord, FrameDecoder
+from trio_quorum.protocol import records as p
+from trio_quorum.protocol.framing import FourLetterWord, FrameDecoder
 
 __all__ = ["WireClient"]
 
 
 class WireClient:
-    """A minimal ZooKeeper client built only from trio_quorum.proto."""
+    """A minimal ZooKeeper client built only from trio_quorum.protocol.records."""
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)

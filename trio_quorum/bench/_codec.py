@@ -1,6 +1,6 @@
 """The client side of ZooKeeper's wire protocol, as far as the benchmark needs it.
 
-A thin seam over the project's own sans-IO codec, :mod:`trio_quorum.proto`: the
+A thin seam over the project's own sans-IO codec, :mod:`trio_quorum.protocol.records`: the
 harness encodes every request with ``proto.encode_request`` /
 ``proto.encode_connect_request`` and decodes set-up and probe replies with
 ``proto.decode_reply_header`` / ``proto.decode_response``.  The load generator's
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import struct
 
-from .. import proto
-from ..consts import OpCode
-from ..data import OPEN_ACL_UNSAFE
+from ..protocol import records as proto
+from ..protocol.consts import OpCode
+from ..protocol.data import OPEN_ACL_UNSAFE
 
 __all__ = [
     "PING_XID",

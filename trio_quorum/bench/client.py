@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from ..consts import CreateFlag, Err, OpCode
+from ..protocol.consts import CreateFlag, Err, OpCode
 from . import _codec as codec
 
 __all__ = ["ZkError", "SyncClient", "four_letter_word", "parse_srvr"]

@@ -43,7 +43,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..consts import OpCode
+from ..protocol.consts import OpCode
 from . import _codec as codec
 from .client import SyncClient, ZkError
 

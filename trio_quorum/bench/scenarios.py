@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..consts import CreateFlag
+from ..protocol.consts import CreateFlag
 from .client import SyncClient, ZkError
 from .loadgen import LoadSpec, populate_keys, run_load
 from .servers import ServerProcess

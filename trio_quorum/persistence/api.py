@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Protocol
 __sans_io__ = True
 
 if TYPE_CHECKING:
-    from ..datatree import DataTree
-    from ..txn import TxnHeader, TxnRecord
+    from ..core.datatree import DataTree
+    from ..protocol.txn import TxnHeader, TxnRecord
 
 
 

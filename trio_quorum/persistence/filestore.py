@@ -75,8 +75,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
-from ..consts import KeeperError, OpCode
-from ..txn import CreateSessionTxn, TxnDigest, TxnHeader, TxnRecord
+from ..protocol.consts import KeeperError, OpCode
+from ..protocol.txn import CreateSessionTxn, TxnDigest, TxnHeader, TxnRecord
 from .api import CorruptStorage, StorageFailed
 from .files import (
     LogTail,
@@ -91,7 +91,7 @@ from .snapshot import encode_snapshot, snapshot_name
 from .txnlog import DEFAULT_PRE_ALLOC_SIZE, append_entry, encode_file_header, log_name, padded_size
 
 if TYPE_CHECKING:
-    from ..datatree import DataTree
+    from ..core.datatree import DataTree
 
 __all__ = ["FileStore", "FileStoreStatistics", "open_file_store"]
 

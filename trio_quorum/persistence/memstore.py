@@ -28,8 +28,8 @@ import trio
 from .api import StorageFailed
 
 if TYPE_CHECKING:
-    from ..datatree import DataTree
-    from ..txn import TxnHeader, TxnRecord
+    from ..core.datatree import DataTree
+    from ..protocol.txn import TxnHeader, TxnRecord
 
 __all__ = ["MemStore"]
 
@@ -130,8 +130,8 @@ class MemStore:
 def default_replay(tree: DataTree, sessions: dict[int, int], hdr: TxnHeader, rec: TxnRecord) -> None:
     """Apply a restored transaction the way ``FileTxnSnapLog.processTransaction`` does:
     session create/close update ``sessions``, everything goes through the tree."""
-    from ..consts import OpCode
-    from ..txn import CreateSessionTxn
+    from ..protocol.consts import OpCode
+    from ..protocol.txn import CreateSessionTxn
 
     if hdr.type == OpCode.createSession and isinstance(rec, CreateSessionTxn):
         sessions[hdr.client_id] = rec.timeout

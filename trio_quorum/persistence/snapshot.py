@@ -34,8 +34,9 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..data import ACL, DataNode, read_acl
-from ..jute import JuteError, Reader
+from ..core.node import DataNode
+from ..protocol.data import ACL, read_acl
+from ..protocol.jute import JuteError, Reader
 from .api import CorruptStorage
 
 __sans_io__ = True

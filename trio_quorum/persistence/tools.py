@@ -13,8 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from ..consts import OpCode
-from ..txn import TxnHeader, TxnRecord
+from ..protocol.consts import OpCode
+from ..protocol.txn import TxnHeader, TxnRecord
 from .api import CorruptStorage
 from .files import list_logs, scan_log_file, version_dir
 from .purge import purge

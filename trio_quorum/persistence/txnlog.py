@@ -34,8 +34,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from ..jute import JuteError
-from ..txn import TxnDigest, TxnHeader, TxnRecord, decode_txn, encode_txn
+from ..protocol.jute import JuteError
+from ..protocol.txn import TxnDigest, TxnHeader, TxnRecord, decode_txn, encode_txn
 from .api import CorruptStorage
 
 __sans_io__ = True

@@ -81,9 +81,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..consts import Err, KeeperError, OpCode, Xid
-from ..framing import FourLetterWord, FrameDecoder, FrameError
-from ..proto import (
+from ..protocol.consts import Err, KeeperError, OpCode, Xid
+from ..protocol.framing import FourLetterWord, FrameDecoder, FrameError
+from ..protocol.records import (
     ConnectRequest,
     ProtocolError,
     decode_connect_request,
@@ -94,8 +94,8 @@ from ..proto import (
 from .stats import ConnStats
 
 if TYPE_CHECKING:
-    from ..data import Id
-    from .standalone import StandaloneServer
+    from ..protocol.data import Id
+    from .peer import StandaloneServer
 
 __all__ = ["ClientConnection", "Request", "close_socket"]
 

@@ -77,22 +77,22 @@ import trio
 
 from actors import ONE_FOR_ALL, ActorNotRunning, ActorRef, ChildSpec, Context, open_supervisor
 
-from ..acl import check as acl_check
-from ..consts import Err, KeeperError, KeeperState, OpCode, Perm
-from ..data import ACL, is_ttl_owner, ttl_of_owner
-from ..datatree import DataTree
-from ..final import Final
-from ..prep import Prep
-from ..proto import (
+from ..core.acl import check as acl_check
+from ..core.datatree import DataTree
+from ..core.final import Final
+from ..core.prep import Prep
+from ..protocol.consts import Err, KeeperError, KeeperState, OpCode, Perm
+from ..protocol.data import ACL, is_ttl_owner, ttl_of_owner
+from ..protocol.records import (
     encode_notification,
     encode_reply,
 )
-from ..txn import TxnHeader
+from ..protocol.txn import TxnHeader
 from .connection import ClientConnection, Request, _UnimplementedType
 from .stats import ServerStats
 
 if TYPE_CHECKING:
-    from .standalone import StandaloneServer
+    from .peer import StandaloneServer
 
 __all__ = ["Pipeline"]
 

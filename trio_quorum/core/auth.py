@@ -20,7 +20,7 @@ trailing ``:`` is refused); ``ip`` ids are ``addr[/bits]`` with bits in range.
 
 Invariants: providers keep no per-connection state; the connection's id list
 is owned by its driver and passed in.  Nothing here raises anything but
-:class:`~trio_quorum.consts.KeeperError` on bad client input.
+:class:`~trio_quorum.protocol.consts.KeeperError` on bad client input.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..protocol.consts import Err, KeeperError
+from ..protocol.data import Id
 from .acl import SUPER_ID, digest_id
-from .consts import Err, KeeperError
-from .data import Id
 
 __sans_io__ = True
 

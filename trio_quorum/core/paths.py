@@ -11,7 +11,7 @@ Invariants:
 * :func:`path_error` never raises on any ``str``; it returns ``None`` for a
   valid path and a human-readable reason otherwise (the reason texts follow
   ZooKeeper's, so server logs read the same).
-* :func:`validate_path` raises :class:`~trio_quorum.consts.KeeperError`
+* :func:`validate_path` raises :class:`~trio_quorum.protocol.consts.KeeperError`
   with ``BADARGUMENTS``: the code the server answers for a bad path.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from .consts import Err, KeeperError
+from ..protocol.consts import Err, KeeperError
 
 __sans_io__ = True
 

@@ -14,7 +14,7 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable
 
-from .data import ACL, Id
+from ..protocol.data import ACL, Id
 
 __sans_io__ = True
 

@@ -16,7 +16,7 @@ Rules kept from ZooKeeper (``shared/reference/zookeeper-protocol.md`` 1.2, 2.1):
   password without storing it.  :class:`JavaRandom` is bit-exact with Java.
 * Timeouts are clamped to ``[min_session_timeout, max_session_timeout]``
   (defaults ``2 * tickTime`` and ``20 * tickTime``).
-* Expiry buckets of width tickTime (:class:`~trio_quorum.expiry.ExpiryQueue`);
+* Expiry buckets of width tickTime (:class:`~trio_quorum.core.expiry.ExpiryQueue`);
   an expired session is marked *closing*: touching it fails, and
   :meth:`SessionTracker.check_session` answers SESSIONEXPIRED, until its
   ``closeSession`` is applied and :meth:`SessionTracker.remove` forgets it.
@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from .consts import EPHEMERAL_CONTAINER, Err, KeeperError
+from ..protocol.consts import EPHEMERAL_CONTAINER, Err, KeeperError
 from .expiry import ExpiryQueue
 
 __sans_io__ = True

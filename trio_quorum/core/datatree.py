@@ -3,12 +3,12 @@
 :class:`DataTree` applies committed transactions (:meth:`DataTree.apply`, ZooKeeper's
 ``DataTree.processTxn``), answers the lookups reads need, keeps the session ->
 ephemeral index, the container/TTL sets, the reference-counted ACL cache, quota
-statistics, and the watch tables (:class:`~trio_quorum.watches.WatchManager`).
+statistics, and the watch tables (:class:`~trio_quorum.core.watches.WatchManager`).
 It also walks itself for snapshots and rebuilds itself from one.
 
 Invariants:
 
-* ``nodes`` maps every full path to its :class:`~trio_quorum.data.DataNode`;
+* ``nodes`` maps every full path to its :class:`~trio_quorum.core.node.DataNode`;
   ``"/"`` is the root (ZooKeeper also keys it as ``""``; we do not, but
   :meth:`node_count` reports ZooKeeper's number).  A node's ``children`` holds
   the names of exactly the nodes ``nodes`` has directly below it.
@@ -32,18 +32,16 @@ import re
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from operator import mul as _mul
 
-from .consts import EPHEMERAL_CONTAINER, TTL_MASK, Err, EventType, OpCode
-from .data import (
+from ..protocol.consts import EPHEMERAL_CONTAINER, TTL_MASK, Err, EventType, OpCode
+from ..protocol.data import (
     ACL,
     OPEN_ACL_UNSAFE,
     OPEN_UNSAFE_ACL_ID,
     READ_ACL_UNSAFE,
     STAT_STRUCT,
-    AclCache,
-    DataNode,
     ttl_owner,
 )
-from .txn import (
+from ..protocol.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
     CreateContainerTxn,
@@ -58,6 +56,7 @@ from .txn import (
     TxnHeader,
     TxnRecord,
 )
+from .node import AclCache, DataNode
 from .watches import WatchEvent, WatchManager
 
 __sans_io__ = True

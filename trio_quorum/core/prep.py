@@ -1,7 +1,7 @@
 """PrepRequestProcessor as a sans-IO core: write requests in, transactions out.
 
 :meth:`Prep.prepare` turns one write request into ``(TxnHeader, TxnRecord)``
-(``trio_quorum.txn``).  A request that fails validation is a transaction too:
+(``trio_quorum.protocol.txn``).  A request that fails validation is a transaction too:
 header type ``error`` (-1) with ``ErrorTxn(code)``; it consumes a zxid and is
 logged and applied (as a no-op) like any other, so per-session order holds.
 
@@ -45,12 +45,9 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .acl import check as acl_check
-from .auth import AuthRegistry
-from .consts import EPHEMERAL_CONTAINER, MAX_TTL, TTL_MASK, Err, KeeperError, OpCode, Perm
-from .data import ACL, OPEN_ACL_UNSAFE, AclCache, DataNode, Id, ttl_owner
-from .paths import SPECIAL_PATHS, path_error
-from .proto import (
+from ..protocol.consts import EPHEMERAL_CONTAINER, MAX_TTL, TTL_MASK, Err, KeeperError, OpCode, Perm
+from ..protocol.data import ACL, OPEN_ACL_UNSAFE, Id, ttl_owner
+from ..protocol.records import (
     CheckVersionRequest,
     CreateRequest,
     CreateTTLRequest,
@@ -59,8 +56,7 @@ from .proto import (
     SetACLRequest,
     SetDataRequest,
 )
-from .sessions import SessionTracker
-from .txn import (
+from ..protocol.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
     CreateContainerTxn,
@@ -75,6 +71,11 @@ from .txn import (
     TxnHeader,
     TxnRecord,
 )
+from .acl import check as acl_check
+from .auth import AuthRegistry
+from .node import AclCache, DataNode
+from .paths import SPECIAL_PATHS, path_error
+from .sessions import SessionTracker
 
 __sans_io__ = True
 
@@ -115,7 +116,7 @@ _QUOTA_ROOT = "/zookeeper/quota"
 
 
 class TreeView(Protocol):
-    """What prep reads of the data tree (``trio_quorum.datatree.DataTree``)."""
+    """What prep reads of the data tree (``trio_quorum.core.datatree.DataTree``)."""
 
     nodes: dict[str, DataNode]
     acl_cache: AclCache

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Protocol
 
-from .consts import AddWatchMode, EventType, WatcherType
+from ..protocol.consts import AddWatchMode, EventType, WatcherType
 
 __sans_io__ = True
 
@@ -144,7 +144,7 @@ class WatchManager:
         _add(self._child, self._wchild, path, watcher, STANDARD)
 
     def add_watch(self, path: str, watcher: Hashable, mode: int) -> None:
-        """addWatch: ``mode`` is :class:`~trio_quorum.consts.AddWatchMode`.
+        """addWatch: ``mode`` is :class:`~trio_quorum.protocol.consts.AddWatchMode`.
 
         Raises ValueError for an unknown mode (the caller answers BADARGUMENTS).
         """
@@ -271,7 +271,7 @@ class WatchManager:
     def remove_watches(self, path: str, watcher_type: int, watcher: Hashable) -> bool:
         """removeWatches (``DataTree.removeWatch``): True if something was removed.
 
-        ``watcher_type`` is :class:`~trio_quorum.consts.WatcherType`.  The
+        ``watcher_type`` is :class:`~trio_quorum.protocol.consts.WatcherType`.  The
         caller answers NOWATCHER on False.  Raises ValueError for an unknown type.
         """
         d, c, wd, wc = self._data, self._child, self._wdata, self._wchild

@@ -23,7 +23,7 @@ Invariants:
   ``encode_connect_*``); record ``write`` methods emit the bare record.
 * Hot-path responses (``GetDataResponse``, ``ExistsResponse``,
   ``SetDataResponse``, ``Create2Response``, ``GetChildren2Response``) accept
-  their ``stat`` either as :class:`~trio_quorum.data.Stat` or as the 68 bytes
+  their ``stat`` either as :class:`~trio_quorum.protocol.data.Stat` or as the 68 bytes
   of ``DataNode.stat_bytes()``; the bytes are copied to the wire verbatim.
 """
 
@@ -1501,7 +1501,7 @@ def decode_response(
 
     Returns the response record, or ``None`` for requests answered with a bare
     header (delete, check, ping, auth, setWatches, checkWatches, removeWatches,
-    closeSession).  Stats decode as :class:`~trio_quorum.data.Stat`.
+    closeSession).  Stats decode as :class:`~trio_quorum.protocol.data.Stat`.
 
     Raises:
         ProtocolError: unknown opcode or malformed body.

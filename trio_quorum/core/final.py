@@ -1,11 +1,11 @@
 """The last stage of request processing: ZooKeeper's ``FinalRequestProcessor`` (sans-IO).
 
-:class:`Final` owns nothing but a reference to the :class:`~trio_quorum.datatree.DataTree`.
+:class:`Final` owns nothing but a reference to the :class:`~trio_quorum.core.datatree.DataTree`.
 For a **write** (a txn that went through prep and, where there is one, the
 log and the quorum) :meth:`Final.write` applies it to the tree and builds the
 client's reply; for a **read** :meth:`Final.read` checks the READ ACL as
 ZooKeeper 3.8.0 does, registers the watch, and builds the reply.  Both return
-an :class:`Outcome`: reply error, reply body (a ``trio_quorum.proto`` response
+an :class:`Outcome`: reply error, reply body (a ``trio_quorum.protocol.records`` response
 record or ``None``), the reply zxid, and the watch events to deliver.  The
 caller (the pipeline's final stage) encodes with ``proto.encode_reply(xid,
 zxid, err, body)`` and hands each event to its watcher's connection.
@@ -34,11 +34,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
-from .acl import check as acl_check
-from .consts import Err, OpCode, Perm
-from .data import ACL, OPEN_UNSAFE_ACL_ID, STAT_STRUCT, DataNode, Id
-from .datatree import ApplyResult, DataTree
-from .proto import (
+from ..protocol.consts import Err, OpCode, Perm
+from ..protocol.data import ACL, OPEN_UNSAFE_ACL_ID, STAT_STRUCT, Id
+from ..protocol.records import (
     Create2Response,
     CreateResponse,
     ErrorResponse,
@@ -59,7 +57,10 @@ from .proto import (
     _slot_setter,
     encode_reply,
 )
-from .txn import ErrorTxn, TxnHeader, TxnRecord
+from ..protocol.txn import ErrorTxn, TxnHeader, TxnRecord
+from .acl import check as acl_check
+from .datatree import ApplyResult, DataTree
+from .node import DataNode
 from .watches import WatchEvent
 
 __sans_io__ = True
@@ -96,7 +97,7 @@ _set_cr_path = _slot_setter(CreateResponse, "path")
 class Outcome(NamedTuple):
     """One reply: ``err`` and ``body`` for ``ReplyHeader``/record, ``zxid`` for the
     header, ``events`` to deliver (``(watcher, event_type, path)``), and for a
-    write the tree's :class:`~trio_quorum.datatree.ApplyResult`."""
+    write the tree's :class:`~trio_quorum.core.datatree.ApplyResult`."""
 
     err: int
     body: Any
@@ -266,7 +267,7 @@ class Final:
     ) -> Outcome:
         """Answer a read-only request of ``session_id`` on connection ``watcher``.
 
-        ``request`` is the decoded ``trio_quorum.proto`` record (``None`` for
+        ``request`` is the decoded ``trio_quorum.protocol.records`` record (``None`` for
         whoAmI).  Unknown opcodes answer UNIMPLEMENTED; a malformed record
         answers MARSHALLINGERROR.
         """

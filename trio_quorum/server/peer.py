@@ -71,10 +71,10 @@ from actors import (
     open_supervisor,
 )
 
-from ..auth import AuthRegistry
 from ..config import ServerConfig
+from ..core.auth import AuthRegistry
+from ..core.sessions import SessionTracker
 from ..persistence.api import Storage
-from ..sessions import SessionTracker
 from . import gcpolicy
 from .connection import ClientConnection, Request, close_socket
 from .fourlw import VERSION, run_command
