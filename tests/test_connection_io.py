@@ -138,8 +138,8 @@ class GatedStore(MemStore):
 
 def _stages_only(r: Running) -> None:
     """Make every batch travel the pipeline's stages (no synchronous answer inside ``submit``)."""
-    if hasattr(r.server.pipeline, "direct_enabled"):
-        r.server.pipeline.direct_enabled = False
+    if r.server.chain is not None:
+        r.server.chain.direct_enabled = False
 
 
 async def test_large_replies_reach_a_slow_reader_completely_and_in_order(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The pipeline's direct write path (server/pipeline.py) keeps the stages' guarantees.
+"""The pipeline's direct write path (server/chain.py, server/stages.py) keeps the stages' guarantees.
 
 When nothing is in flight and no other connection committed a moment ago,
 ``Pipeline.submit`` runs prep, append, an inline fsync, apply and the replies
@@ -26,7 +26,7 @@ import trio
 
 from actors import ActorCrashed
 from trio_quorum.persistence.memstore import MemStore
-from trio_quorum.server import pipeline as pipeline_mod
+from trio_quorum.server import stages as pipeline_mod
 from trio_quorum.server.peer import ServerFailed
 
 from .test_supervision import BOUND, ROOT, RecordingStore, running
@@ -57,11 +57,11 @@ async def test_idle_write_takes_the_direct_path_and_is_durable_before_the_reply(
     store = WatchingStore()
     async with running(tmp_path, store) as r:
         a = await r.session()
-        before = r.server.pipeline.direct_batches
+        before = r.server.chain.direct_batches
         assert await a.create("/direct") == 0
         # The reply was read by the client: the txn was synced (durable) before it was sent.
         assert "/direct" in _durable_paths(store)
-        assert r.server.pipeline.direct_batches == before + 1
+        assert r.server.chain.direct_batches == before + 1
         assert store.inline_syncs >= 1 and store.async_syncs == 0
         assert await a.get("/direct") == 0
         assert r.server.stats.outstanding == 0
@@ -71,13 +71,13 @@ async def test_idle_write_takes_the_direct_path_and_is_durable_before_the_reply(
 async def test_with_the_direct_path_off_the_stages_do_the_work(tmp_path: Path) -> None:
     store = WatchingStore()
     async with running(tmp_path, store) as r:
-        r.server.pipeline.direct_enabled = False
+        r.server.chain.direct_enabled = False
         a = await r.session()
         for i in range(5):
             assert await a.create(f"/staged{i}") == 0
         assert await a.get("/staged4") == 0
         assert await a.create("/staged4") != 0  # NODEEXISTS through the stages too
-        assert r.server.pipeline.direct_batches == 0
+        assert r.server.chain.direct_batches == 0
         assert store.inline_syncs == 0 and store.async_syncs >= 6
         assert [p for p in _durable_paths(store) if p.startswith("/staged")] == [f"/staged{i}" for i in range(5)]
         assert r.server.stats.outstanding == 0
@@ -88,7 +88,7 @@ async def test_with_the_direct_path_off_the_stages_do_the_work(tmp_path: Path) -
 async def test_fsync_failure_escalates_through_the_sync_stage(tmp_path: Path, direct: bool) -> None:
     store = RecordingStore()
     async with running(tmp_path, store) as r:
-        r.server.pipeline.direct_enabled = direct
+        r.server.chain.direct_enabled = direct
         a = await r.session()
         store.fail_syncs(1)
         with trio.fail_after(BOUND):
@@ -96,7 +96,7 @@ async def test_fsync_failure_escalates_through_the_sync_stage(tmp_path: Path, di
                 await a.create("/lost")
         await r.wait_done()
     assert isinstance(r.error, ServerFailed) and "StorageFailed" in str(r.error)
-    assert r.rec.of_type(ActorCrashed)[0].path == f"{ROOT}/pipeline/sync"
+    assert r.rec.of_type(ActorCrashed)[0].path == f"{ROOT}/standalone/sync"
 
 
 @pytest.mark.parametrize("where", ["prep", "final"])
@@ -105,7 +105,7 @@ async def test_a_crash_in_the_direct_path_escalates_through_its_stage(
 ) -> None:
     store = RecordingStore()
     async with running(tmp_path, store) as r:
-        pipeline = r.server.pipeline
+        pipeline = r.server.chain
         a = await r.session()
         assert await a.create("/before") == 0
 
@@ -113,9 +113,9 @@ async def test_a_crash_in_the_direct_path_escalates_through_its_stage(
             raise RuntimeError(f"injected {where} failure")
 
         if where == "prep":
-            monkeypatch.setattr(pipeline.prep, "prepare", boom)
+            monkeypatch.setattr(pipeline.stages[0].prep, "prepare", boom)
         else:
-            monkeypatch.setattr(type(pipeline.tree), "apply", boom)
+            monkeypatch.setattr(type(r.server.state.tree), "apply", boom)
         direct_before = pipeline.direct_batches
         with trio.fail_after(BOUND):
             with pytest.raises(EOFError):
@@ -123,13 +123,13 @@ async def test_a_crash_in_the_direct_path_escalates_through_its_stage(
         await r.wait_done()
         assert pipeline.direct_batches == direct_before  # it was the direct path that failed
     assert isinstance(r.error, ServerFailed)
-    assert f"pipeline/{where}" in str(r.error) and f"injected {where} failure" in str(r.error)
-    assert r.rec.of_type(ActorCrashed)[0].path == f"{ROOT}/pipeline/{where}"
+    assert f"standalone/{where}" in str(r.error) and f"injected {where} failure" in str(r.error)
+    assert r.rec.of_type(ActorCrashed)[0].path == f"{ROOT}/standalone/{where}"
     assert "/before" in _durable_paths(store)
     if where == "final":
         # Logged (durable) but never applied or answered: restart replays it.
         assert "/after" in _durable_paths(store)
-        assert not r.server.pipeline.tree_trusted
+        assert not r.server.state.tree_trusted
 
 
 async def test_a_slow_inline_fsync_switches_the_direct_path_off(
@@ -139,11 +139,11 @@ async def test_a_slow_inline_fsync_switches_the_direct_path_off(
     store = WatchingStore()
     async with running(tmp_path, store) as r:
         a = await r.session()  # createSession: direct, and "slow"
-        direct = r.server.pipeline.direct_batches
+        direct = r.server.chain.direct_batches
         assert direct >= 1
         for i in range(3):
             assert await a.create(f"/n{i}") == 0
-        assert r.server.pipeline.direct_batches == direct
+        assert r.server.chain.direct_batches == direct
         assert store.async_syncs >= 3
     assert r.error is None
 
@@ -155,7 +155,7 @@ async def test_another_connections_recent_commit_sends_a_write_through_the_stage
     monkeypatch.setattr(pipeline_mod, "_DIRECT_QUIET_S", 3600.0)
     store = WatchingStore()
     async with running(tmp_path, store) as r:
-        pipeline = r.server.pipeline
+        pipeline = r.server.chain
         a = await r.session()  # the first commit ever: direct
         assert pipeline.direct_batches == 1
         assert await a.create("/a1") == 0  # same connection as the last commit: direct
@@ -195,6 +195,6 @@ async def test_mixed_paths_keep_zxid_order_and_lose_nothing(tmp_path: Path) -> N
         assert set(results) <= set(_durable_paths(store))
         for path in results:
             assert await sessions[0].get(path) == 0
-        assert r.server.pipeline.tree.last_processed_zxid == zxids[-1]
+        assert r.server.state.tree.last_processed_zxid == zxids[-1]
         assert r.server.stats.outstanding == 0
     assert r.error is None

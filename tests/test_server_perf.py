@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 
 from trio_quorum.protocol.consts import Err
 from trio_quorum.protocol.records import GetDataRequest, SetDataRequest, encode_request
-from trio_quorum.server.connection import ClientConnection, Request
-from trio_quorum.server.pipeline import _account
+from trio_quorum.server.connection import ClientConnection
+from trio_quorum.server.request import Request
+from trio_quorum.server.stages import _account
 from trio_quorum.server.stats import ConnStats, ServerStats
 
 from .test_supervision import BOUND, running
@@ -48,13 +49,13 @@ async def test_idle_session_reads_skip_the_pipeline(tmp_path: Path) -> None:
         with trio.fail_after(BOUND):
             assert await s.create("/x") == 0
             submitted: list[int] = []
-            real = r.server.pipeline.submit
+            real = r.server.chain.submit
 
             def counting(batch: list) -> None:  # type: ignore[type-arg]
                 submitted.append(len(batch))
                 real(batch)
 
-            r.server.pipeline.submit = counting  # type: ignore[method-assign]
+            r.server.chain.submit = counting  # type: ignore[method-assign]
             for _ in range(3):
                 assert await s.get("/x") == 0
             assert await s.get("/missing") == Err.NONODE

@@ -6,10 +6,11 @@ What is checked (docs/server.md, "Supervision tree"):
 * a graceful shutdown stops every actor exactly once, children before
   parents, each with a reason, in reverse start order, storage closed last;
 * a connection actor's crash closes that connection only;
-* a pipeline stage crash (injected, or a real fsync failure) is not restarted:
-  the server stops and ``run`` raises ``ServerFailed``;
-* a stateless actor's crash is restarted by the root (rest_for_one) and the
-  server keeps serving.
+* a chain stage crash (injected, or a real fsync failure) is not restarted:
+  the stage is significant, so the role shuts down, the role is significant,
+  so the peer shuts down, and ``run`` raises ``ServerFailed`` naming the stage;
+* a stateless actor's crash is restarted by its supervisor and the server
+  keeps serving.
 
 No sleeps: every wait is on an event or a socket read, bounded by
 ``trio.fail_after``.  The real clock is used (MockClock's autojump would fire
@@ -40,7 +41,7 @@ from trio_quorum.protocol.records import (
     encode_request,
 )
 from trio_quorum.server.connection import ClientConnection
-from trio_quorum.server.peer import ServerFailed, StandaloneServer
+from trio_quorum.server.peer import Peer, ServerFailed
 
 BOUND = 10  # seconds: generous bound on any single wait on this shared machine
 ROOT = "peer-0"
@@ -51,7 +52,7 @@ class RecordingStore(MemStore):
 
     def __init__(self) -> None:
         super().__init__()
-        self.server: StandaloneServer | None = None
+        self.server: Peer | None = None
         self.alive_at_close: list[str] | None = None
 
     async def aclose(self) -> None:
@@ -124,7 +125,7 @@ class Session:
 class Running:
     """A server running in a nursery; remembers how ``run`` ended."""
 
-    def __init__(self, server: StandaloneServer, recorder: EventRecorder) -> None:
+    def __init__(self, server: Peer, recorder: EventRecorder) -> None:
         self.server = server
         self.rec = recorder
         self.port = 0
@@ -167,7 +168,7 @@ async def running(tmp_path: Path, storage: MemStore | None = None, extra: str = 
         cwd=str(tmp_path),
     )
     store = storage if storage is not None else MemStore()
-    server = StandaloneServer(cfg, store)
+    server = Peer(cfg, store)
     if isinstance(store, RecordingStore):
         store.server = server
     with EventRecorder(server.tree) as rec:
@@ -184,16 +185,19 @@ async def running(tmp_path: Path, storage: MemStore | None = None, extra: str = 
                     await s.aclose()
 
 
+ROLE = f"{ROOT}/standalone"
+
+
 def _static_paths() -> set[str]:
     return {
         f"{ROOT}/storage",
-        f"{ROOT}/pipeline",
-        f"{ROOT}/pipeline/final",
-        f"{ROOT}/pipeline/sync",
-        f"{ROOT}/pipeline/prep",
-        f"{ROOT}/session-expirer",
-        f"{ROOT}/container-checker",
         f"{ROOT}/client-port",
+        ROLE,
+        f"{ROLE}/final",
+        f"{ROLE}/sync",
+        f"{ROLE}/prep",
+        f"{ROLE}/session-expirer",
+        f"{ROLE}/container-checker",
     }
 
 
@@ -208,12 +212,10 @@ async def test_actor_paths_are_the_documented_tree(tmp_path: Path) -> None:
         # Start order of the root's children, and the stages' start order (final first).
         starts = [e.path for e in r.rec.of_type(ActorStarting)]
         root_children = [p for p in starts if p.count("/") == 1]
-        assert root_children == [
-            f"{ROOT}/storage", f"{ROOT}/pipeline", f"{ROOT}/session-expirer",
-            f"{ROOT}/container-checker", f"{ROOT}/client-port",
-        ]
-        assert [p for p in starts if p.startswith(f"{ROOT}/pipeline/")] == [
-            f"{ROOT}/pipeline/final", f"{ROOT}/pipeline/sync", f"{ROOT}/pipeline/prep",
+        assert root_children == [f"{ROOT}/storage", f"{ROOT}/client-port", ROLE]
+        assert [p for p in starts if p.startswith(f"{ROLE}/")] == [
+            f"{ROLE}/final", f"{ROLE}/sync", f"{ROLE}/prep", f"{ROLE}/session-expirer",
+            f"{ROLE}/container-checker",
         ]
     assert r.error is None
 
@@ -227,7 +229,7 @@ async def test_purge_timer_only_with_a_purge_interval(tmp_path: Path) -> None:
         f"tickTime=2000\ndataDir={tmp_path / 'data'}\nclientPort=0\nclientPortAddress=127.0.0.1\n{cfg_extra}",
         cwd=str(tmp_path),
     )
-    server = StandaloneServer(cfg, store)
+    server = Peer(cfg, store)
     async with trio.open_nursery() as nursery:
         with trio.fail_after(BOUND):
             await nursery.start(server.run)
@@ -260,16 +262,14 @@ async def test_clean_shutdown_trace(tmp_path: Path) -> None:
             assert order[path] < order[parent], f"{path} stopped after its parent {parent}"
     # The root's children were asked to stop with the reason, in reverse start order.
     asked = [e for e in events if isinstance(e, ActorStopping) and e.path.count("/") == 1]
-    assert [e.path for e in asked] == [
-        f"{ROOT}/client-port", f"{ROOT}/container-checker", f"{ROOT}/session-expirer",
-        f"{ROOT}/pipeline", f"{ROOT}/storage",
-    ]
+    assert [e.path for e in asked] == [ROLE, f"{ROOT}/client-port", f"{ROOT}/storage"]
     assert all(e.reason == "SIGTERM received" for e in asked)
-    # Pipeline drains upstream first.
-    stages = [e.path for e in stopped if e.path.startswith(f"{ROOT}/pipeline/")]
-    assert stages == [f"{ROOT}/pipeline/prep", f"{ROOT}/pipeline/sync", f"{ROOT}/pipeline/final"]
+    # The role stops its timers, then drains the chain upstream first.
+    role_children = [e.path for e in stopped if e.path.startswith(f"{ROLE}/")]
+    assert role_children == [f"{ROLE}/container-checker", f"{ROLE}/session-expirer",
+                             f"{ROLE}/prep", f"{ROLE}/sync", f"{ROLE}/final"]
     assert all(e.reason == "SIGTERM received" for e in r.rec.of_type(ActorStopping)
-               if e.path.startswith(f"{ROOT}/pipeline/"))
+               if e.path.startswith(f"{ROLE}/"))
     # Storage is the last actor to stop (only the root after it), and it was
     # closed when nothing else was running any more.
     assert [e.path for e in stopped[-2:]] == [f"{ROOT}/storage", ROOT]
@@ -310,15 +310,17 @@ async def test_stage_crash_escalates(tmp_path: Path, stage: str) -> None:
     async with running(tmp_path, store) as r:
         a = await r.session()
         assert await a.create("/before") == 0
-        inject_crash(r.server.tree, f"{ROOT}/pipeline/{stage}", RuntimeError(f"injected {stage} crash"))
+        inject_crash(r.server.tree, f"{ROLE}/{stage}", RuntimeError(f"injected {stage} crash"))
         await r.wait_done()
         with trio.fail_after(BOUND):
             await a.wait_closed()
     assert isinstance(r.error, ServerFailed)
-    assert f"pipeline/{stage}" in str(r.error) and f"injected {stage} crash" in str(r.error)
-    # No stage was restarted in-process; the pipeline supervisor gave up.
+    assert f"standalone/{stage}" in str(r.error) and f"injected {stage} crash" in str(r.error)
+    # No stage was restarted in-process: the stage is significant, so the role
+    # shut itself down, and the role is significant, so the peer did.
     assert not r.rec.of_type(actors.ActorRestarted)
-    assert [e.path for e in r.rec.of_type(ActorGaveUp)] == [f"{ROOT}/pipeline"]
+    assert not r.rec.of_type(ActorGaveUp)
+    assert [e.path for e in r.rec.of_type(actors.SupervisorAutoShutdown)] == [ROLE, ROOT]
     # Everything stopped, storage last, and what was acknowledged is durable.
     stopped = r.rec.paths(ActorStopped)
     assert sorted(stopped) == sorted(r.rec.paths(ActorStarting))
@@ -354,27 +356,27 @@ async def test_fsync_failure_is_fatal_and_the_write_is_not_acknowledged(tmp_path
         await r.wait_done()
     assert isinstance(r.error, ServerFailed) and "StorageFailed" in str(r.error)
     crashed = r.rec.of_type(ActorCrashed)
-    assert crashed[0].path == f"{ROOT}/pipeline/sync"
+    assert crashed[0].path == f"{ROLE}/sync"
 
 
 async def test_stateless_actor_crash_is_restarted(tmp_path: Path) -> None:
     async with running(tmp_path) as r:
         a = await r.session()
-        inject_crash(r.server.tree, f"{ROOT}/session-expirer", RuntimeError("injected expirer crash"))
+        assert await a.create("/before") == 0
+        inject_crash(r.server.tree, f"{ROLE}/session-expirer", RuntimeError("injected expirer crash"))
         with trio.fail_after(BOUND):
-            await r.rec.wait_for(lambda e: isinstance(e, actors.ActorRestarted) and e.path == f"{ROOT}/client-port")
-            # rest_for_one: the children after it were restarted too, so the
-            # client port was re-bound and old connections were closed ...
-            await a.wait_closed()
+            await r.rec.wait_for(
+                lambda e: isinstance(e, actors.ActorRestarted) and e.path == f"{ROLE}/session-expirer"
+            )
+        # one_for_one inside the role: only the expirer was restarted; the chain,
+        # the client port and the open connection kept going.
         restarted = [e.path for e in r.rec.of_type(actors.ActorRestarted)]
-        assert restarted == [f"{ROOT}/session-expirer", f"{ROOT}/container-checker", f"{ROOT}/client-port"]
-        assert f"{ROOT}/pipeline" in r.server.tree.paths()
-        # ... and the server serves on the new listener, same port, same data.
+        assert restarted == [f"{ROLE}/session-expirer"]
+        with trio.fail_after(BOUND):
+            assert await a.create("/after-restart") == 0
+            assert await a.get("/before") == 0
         port = r.server.root.started_value("client-port") if r.server.root else 0
         assert port == r.port
-        b = await r.session()
-        with trio.fail_after(BOUND):
-            assert await b.create("/after-restart") == 0
     assert r.error is None
 
 
@@ -396,7 +398,7 @@ def test_sigterm_trace_in_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert server.terminate() == 0
     log = server.log_text()
     asked = [line for line in log.splitlines() if "ActorStopping(path='peer-0/" in line]
-    assert len(asked) >= 8  # 5 children of the root, 3 stages, the kazoo connection (if still open)
+    assert len(asked) >= 8  # 3 children of the root, 5 of the role, the kazoo connection (if still open)
     assert all("SIGTERM received" in line for line in asked if "/conn-" not in line)
     stopped = [line.split("ActorStopped(path='")[1].split("'")[0]
                for line in log.splitlines() if "ActorStopped(path='" in line]

@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .config import ConfigError, default_config
     from .server.configfile import load_config
-    from .server.peer import ServerFailed, StandaloneServer, open_storage
+    from .server.peer import Peer, ServerFailed, open_storage
 
     _setup_logging(args.log_level)
     try:
@@ -64,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     class Announce(trio.TaskStatus[int]):
-        """``task_status`` for :meth:`StandaloneServer.run`: prints how to connect once serving."""
+        """``task_status`` for :meth:`Peer.run`: prints how to connect once serving."""
 
         def started(self, value: int | None = None) -> None:
             if not args.config:
@@ -77,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
                 )
 
     async def main() -> None:
-        server = StandaloneServer(cfg, open_storage(cfg))
+        server = Peer(cfg, open_storage(cfg))
         hard = trio.CancelScope()
 
         async def watch_signals() -> None:

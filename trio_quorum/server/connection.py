@@ -77,7 +77,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -91,13 +91,17 @@ from ..protocol.records import (
     encode_connect_response,
     encode_reply,
 )
+from .request import UNIMPLEMENTED, Request
 from .stats import ConnStats
 
 if TYPE_CHECKING:
+    from ..config import ServerConfig
+    from ..core.auth import AuthRegistry
+    from ..core.sessions import SessionTracker
     from ..protocol.data import Id
-    from .peer import StandaloneServer
+    from .stats import ServerStats
 
-__all__ = ["ClientConnection", "Request", "close_socket"]
+__all__ = ["ClientConnection", "ConnectionHost", "close_socket"]
 
 log = logging.getLogger("trio_quorum.server.connection")
 
@@ -122,42 +126,38 @@ _FAST_READS = frozenset(
 )
 
 
-class Request:
-    """One client (or internal) request travelling the pipeline.
+class ConnectionHost(Protocol):
+    """What a connection needs of the peer (the client port implements it)."""
 
-    ``conn`` is ``None`` for server-internal requests (session expiry, container
-    cleanup).  Stages attach their results in ``txn``/``result`` slots.
-    """
+    config: ServerConfig
+    stats: ServerStats
+    auth: AuthRegistry
+    tracker: SessionTracker
+    throttle: trio.lowlevel.ParkingLot
 
-    __slots__ = ("conn", "session_id", "xid", "type", "record", "start", "auth_ids", "hdr", "txn", "err", "extra")
-
-    def __init__(
-        self,
-        conn: ClientConnection | None,
-        session_id: int,
-        xid: int,
-        type: int,
-        record: object,
-        start: int,
-        auth_ids: list[Id] | None = None,
-    ) -> None:
-        self.conn = conn
-        self.session_id = session_id
-        self.xid = xid
-        self.type = type
-        self.record = record
-        self.start = start
-        self.auth_ids = auth_ids if auth_ids is not None else []
-        self.hdr: object = None
-        self.txn: object = None
-        self.err = 0
-        self.extra: object = None
+    @property
+    def mode(self) -> str: ...
+    @property
+    def serving(self) -> bool: ...
+    def now_ms(self) -> int: ...
+    def wall_ms(self) -> int: ...
+    def last_zxid(self) -> int: ...
+    def submit(self, batch: list[Request]) -> None: ...
+    def fast_reads(self) -> bool: ...
+    def check_session(self, req: Request) -> None: ...
+    def answer_read(self, req: Request, frames: list[bytes]) -> None: ...
+    def bind_session(self, session_id: int, conn: ClientConnection) -> None: ...
+    def close_other_connections(self, session_id: int, conn: ClientConnection) -> None: ...
+    def connection_for(self, session_id: int) -> ClientConnection | None: ...
+    def connection_closed(self, conn: ClientConnection) -> None: ...
+    def four_letter_word(self, cmd: str) -> str: ...
 
 
 class ClientConnection:
     """A client connection.  Hashable by identity: it is the watcher key."""
 
-    def __init__(self, server: StandaloneServer, sock: socket.socket, remote: tuple[str, int]) -> None:
+    def __init__(self, server: ConnectionHost, sock: socket.socket, remote: tuple[str, int]) -> None:
+        #: The host (the client port): named ``server`` as in ZooKeeper's ServerCnxn.
         self.server = server
         #: Non-blocking, owned by this connection (closed by :meth:`run`).
         self.sock = sock
@@ -420,7 +420,7 @@ class ClientConnection:
             if not await self._handle_frames(frames, server, max_len):
                 return False
 
-    async def _handle_frames(self, frames: list[Any], server: StandaloneServer, max_len: int) -> bool:
+    async def _handle_frames(self, frames: list[Any], server: ConnectionHost, max_len: int) -> bool:
         """Handle one list of frames: the ConnectRequest or 4lw first, then requests."""
         i = 0
         if self.session_id == 0:
@@ -447,7 +447,7 @@ class ClientConnection:
         # session is in the pipeline, reads are answered here, now.  Decided
         # once per socket read and switched off by the first request that
         # goes to the pipeline, so replies stay in request order.
-        fast = self.outstanding == 0 and self._predecessors_drained() and server.pipeline.tree_trusted
+        fast = self.outstanding == 0 and self._predecessors_drained() and server.fast_reads()
         replies: list[bytes] = []
         try:
             return self._handle_requests(frames, i, server, max_len, now, sid, fast, replies)
@@ -455,7 +455,7 @@ class ClientConnection:
             if replies:
                 self.deliver(replies)
 
-    def _handle_requests(self, frames: list[Any], i: int, server: StandaloneServer, max_len: int,
+    def _handle_requests(self, frames: list[Any], i: int, server: ConnectionHost, max_len: int,
                          now: int, sid: int, fast: bool, replies: list[bytes]) -> bool:
         # The per-request loop of the server: ~1 µs of its own per request
         # (docs/server.md, "Performance"), so locals and int constants only.
@@ -487,7 +487,7 @@ class ClientConnection:
             except ProtocolError as exc:
                 if exc.err == Err.UNIMPLEMENTED:
                     # Unknown opcode: ZooKeeper answers UNIMPLEMENTED in order and keeps the session.
-                    append(Request(self, sid, xid, op, _Unimplemented, now, auth_ids))
+                    append(Request(self, sid, xid, op, UNIMPLEMENTED, now, auth_ids))
                     fast = False
                     continue
                 log.warning(
@@ -505,22 +505,18 @@ class ClientConnection:
         self._flush_batch(batch, replies)
         return True
 
-    def _answer_now(self, req: Request, server: StandaloneServer, replies: list[bytes]) -> None:
+    def _answer_now(self, req: Request, server: ConnectionHost, replies: list[bytes]) -> None:
         """The read fast path: what prep and final would do for ``req``, without the hops."""
-        pipeline = server.pipeline
+        # Reads make no txn: this is only the session check (expired, moved).
+        server.check_session(req)
         try:
-            # Reads make no txn: this is only the session check (expired, moved).
-            pipeline.prep.prepare(req.session_id, req.xid, req.type, req.record, req.auth_ids, 0, owner=self)
-        except KeeperError as exc:
-            req.err = exc.code
-        try:
-            pipeline.answer_read(req, replies)
+            server.answer_read(req, replies)
         except Exception:  # a read changes nothing: SYSTEMERROR for it, serve on (as final does)
             log.exception("internal error processing %s (type %s)", req.record, req.type)
-            replies.append(encode_reply(req.xid, pipeline.tree.last_processed_zxid, Err.SYSTEMERROR))
+            replies.append(encode_reply(req.xid, server.last_zxid(), Err.SYSTEMERROR))
         # Latency is 0 ms by construction (the request arrived at ``now``).
         server.stats.update_latency(0)
-        self.stats.update_for_response(req.xid, pipeline.tree.last_processed_zxid, req.type, req.start, req.start)
+        self.stats.update_for_response(req.xid, server.last_zxid(), req.type, req.start, req.start)
 
     def _predecessors_drained(self) -> bool:
         """True when no earlier connection of this session still has requests in the pipeline."""
@@ -563,6 +559,10 @@ class ClientConnection:
         self.stats.packets_received += 1
         server.stats.packets_received += 1
         self.read_only_format = None if req.read_only is None else bool(req.read_only)
+        if not server.serving:
+            # ZooKeeper: "ZooKeeperServer not running" (starting, electing, stopping).
+            log.info("Refusing session request for client /%s:%s: this server is not serving", *self.remote)
+            return False
         last = server.last_zxid()
         if req.last_zxid_seen > last:
             log.info(
@@ -640,13 +640,3 @@ def _is_disconnect(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(_DISCONNECTS)[1] is None
     return isinstance(exc, _DISCONNECTS)
-
-
-class _UnimplementedType:
-    """Marker record: the opcode is unknown; the final stage answers UNIMPLEMENTED."""
-
-    def __repr__(self) -> str:
-        return "<unimplemented>"
-
-
-_Unimplemented = _UnimplementedType()

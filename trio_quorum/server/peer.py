@@ -1,54 +1,46 @@
-"""The standalone server: a supervision tree of actors built with ``actors/``.
+"""The peer: the root actor, which owns the state and runs one role at a time.
 
 The tree (paths as published in lifecycle events; N is ``myid``, 0 standalone)::
 
-    peer-N                  root, rest_for_one
-      storage               owns the Storage: restore before anything serves; aclose (flush +
-                            fsync, shielded, bounded) when stopped
-      pipeline              one_for_all, intensity 0 (pipeline.py)
-        final, sync, prep   started in that order, so stopped prep, sync, final (drains)
+    peer-N                  root, one_for_one, auto_shutdown: any significant child
+      storage               temporary, significant: restore before anything serves;
+                            aclose (flush + fsync, shielded, bounded) when stopped
       purge-timer           only with autopurge.purgeInterval > 0 and durable storage
-      session-expirer       sleeps until the next expiry bucket, submits closeSession
-      container-checker     every znode.container.checkIntervalMs: deleteContainer / TTL deletes
       client-port           one_for_one: binds, accepts in its body, and runs one temporary
-        conn-K              child per accepted socket (ClientConnection, connection.py)
+        conn-K              child per accepted socket (clientport.py, connection.py)
+      standalone            the role (roles.py): temporary, significant; replaced at
+                            run time by :meth:`Peer.restart_role`
 
 Invariants:
 
-* Every core (tree, session tracker, watches, prep, final) is touched only
-  from this Trio thread, by synchronous code: no locks, no interleaving inside
-  one step.
-* The pipeline is the only writer of the tree; connections only read
-  configuration and the tracker (create/revalidate/touch), exactly like
-  ZooKeeper's ``processConnectRequest``.
-* ``storage`` and ``pipeline`` are VITAL: they hold state that cannot be
+* The peer owns what outlives a role (:class:`~.state.PeerState`: the tree,
+  the session tracker, storage, stats) and the client port; a role is the
+  request chain in front of them, replaced whole on a role change.
+* Every core is touched only from this Trio thread, by synchronous code: no
+  locks, no interleaving inside one step.
+* ``storage`` and the role are SIGNIFICANT: they hold state that cannot be
   rebuilt in-process with certainty (the tree, the log position, prep's
-  outstanding changes).  They are temporary children (the supervisor never
-  restarts them) and any exit of theirs that was not a requested stop makes
-  the server fail: it stops the rest of the tree gracefully and
-  :meth:`StandaloneServer.run` raises :class:`ServerFailed` (the CLI exits 1).
-  The other children hold no state of their own and are permanent: the root
-  restarts them (with the children after them: rest_for_one) up to 3 times in
-  5 s, then gives up and the server fails the same way.
-* Shutdown (:meth:`StandaloneServer.shutdown`, e.g. on SIGTERM) stops the
-  root's children one by one in reverse start order with the given reason:
-  client-port first (listener closed, connections cancelled), the pipeline
-  drained, storage closed last.  A hard cancel of the enclosing scope cancels
-  every actor at once; storage still closes, shielded and bounded.
+  outstanding changes).  Any exit of theirs that was not a requested stop
+  shuts the root down (OTP's auto_shutdown) and :meth:`Peer.run` raises
+  :class:`ServerFailed` (the CLI exits 1).  The other children hold no state
+  and are restarted by the root up to 3 times in 5 s.
+* Shutdown (:meth:`Peer.shutdown`, e.g. on SIGTERM) stops the root's children
+  one by one in reverse start order with the given reason: the role first
+  (chain drained, clients closed), the client port, storage closed last.  A
+  hard cancel of the enclosing scope cancels every actor at once; storage
+  still closes, shielded and bounded.
 * Lifecycle events go to one subscriber that logs them (debug; crashes and
-  give-ups at error) and watches the vital children.
+  give-ups at error).
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import os
 import platform
 import socket
 import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -56,33 +48,34 @@ import trio
 
 from actors import (
     ONE_FOR_ONE,
-    REST_FOR_ONE,
     TEMPORARY,
     ActorCrashed,
     ActorGaveUp,
-    ActorNotRunning,
-    ActorStopped,
     ActorTree,
+    AutoShutdown,
     ChildSpec,
-    ChildStartFailed,
     Context,
     LifecycleEvent,
     Supervisor,
+    SupervisorGaveUp,
     open_supervisor,
 )
 
 from ..config import ServerConfig
-from ..core.auth import AuthRegistry
-from ..core.sessions import SessionTracker
 from ..persistence.api import Storage
 from . import gcpolicy
-from .connection import ClientConnection, Request, close_socket
+from .chain import Chain
+from .clientport import ClientPort
+from .connection import ClientConnection
 from .fourlw import VERSION, run_command
-from .stats import ServerStats
+from .roles import standalone_role
+from .state import PeerState
 
-__all__ = ["ServerFailed", "StandaloneServer", "serve_standalone", "open_storage"]
+__all__ = ["Peer", "ServerFailed", "open_storage", "serve"]
 
 log = logging.getLogger("trio_quorum.server")
+
+_STORAGE_CLOSE_TIMEOUT = 10.0
 
 
 def open_storage(config: ServerConfig) -> Storage:
@@ -111,152 +104,78 @@ class ServerFailed(Exception):
     """
 
 
-#: accept() errors that mean "out of resources, try again soon" (as trio's serve_listeners).
-_ACCEPT_CAPACITY_ERRORS = frozenset(
-    getattr(errno, name) for name in ("EMFILE", "ENFILE", "ENOMEM", "ENOBUFS") if hasattr(errno, name)
-)
-#: accept() errors about that one connection (aborted, or a network error accept(2)
-#: passes on): skip it, keep accepting.
-_ACCEPT_SKIP_ERRORS = frozenset(
-    getattr(errno, name)
-    for name in ("ECONNABORTED", "EPERM", "EPROTO", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN", "ENONET",
-                 "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH")
-    if hasattr(errno, name)
-)
-#: The accept loop yields after this many connections accepted without waiting.
-_ACCEPTS_PER_CHECKPOINT = 8
-#: The vital children (see the module docstring).
-_VITAL = ("storage", "pipeline")
-_STORAGE_CLOSE_TIMEOUT = 10.0
-
-
 def _memstore_type() -> type:
     from ..persistence.memstore import MemStore
 
     return MemStore
 
 
-class StandaloneServer:
-    """State shared by the standalone server's actors (see the module docstring)."""
-
-    mode = "standalone"
+class Peer:
+    """One peer: its state, its client port, and the role it runs (see the module docstring)."""
 
     def __init__(self, config: ServerConfig, storage: Storage, *, tree: ActorTree | None = None) -> None:
-        from .pipeline import Pipeline
-
         self.config = config
         #: The root's name: the first component of every actor path.
         self.name = f"peer-{config.my_id}"
         #: The actor tree (subscribe to ``tree.events`` before :meth:`run` to see every event).
         self.tree = tree if tree is not None else ActorTree()
+        self.state = PeerState(config, storage)
         self.storage = storage
-        self.stats = ServerStats()
-        self.auth = AuthRegistry(config.super_digest)
-        self._t0 = trio.current_time()
-        self._wall0 = time.time()
-        self.tracker = SessionTracker(
-            config.my_id,
-            int(time.time() * 1000),
-            tick_time=config.tick_time,
-            min_session_timeout=config.min_session_timeout,
-            max_session_timeout=config.max_session_timeout,
-        )
-        # SessionTracker's id seed wants wall time; its buckets want our clock.
-        self.tracker.restore({}, self.now_ms())
-        self.pipeline = Pipeline(self)
-        self._conns: set[ClientConnection] = set()
-        self._by_session: dict[int, ClientConnection] = {}
-        self._per_ip: dict[str, int] = {}
-        self._serving = False
-        self._expirer_wakeup = trio.Event()
-        self.throttle = trio.lowlevel.ParkingLot()
-        self.port = 0
-        self._conn_seq = 0
+        self.stats = self.state.stats
+        self.tracker = self.state.tracker
+        self.clients = ClientPort(self.state, mode=lambda: self.mode, four_letter_word=self.four_letter_word)
+        #: The chain of the role running now (None between roles).
+        self.chain: Chain | None = None
+        self.role: str | None = None
         self._stop_reason: str | None = None
         self._stop_requested = trio.Event()
         self._failure: str | None = None
         self.root: Supervisor | None = None
 
-    # ------------------------------------------------------------ clocks
+    @property
+    def mode(self) -> str:
+        """``srvr``'s Mode: standalone (a replicated peer will say leader / follower / observer)."""
+        return "standalone"
+
+    # ------------------------------------------------------------ clocks (ServerView)
     def now_ms(self) -> int:
-        """Monotonic ms (Trio's clock, so MockClock drives expiry in tests)."""
-        return int(trio.current_time() * 1000)
+        return self.state.now_ms()
 
     def wall_ms(self) -> int:
-        return int(self._wall0 * 1000 + (trio.current_time() - self._t0) * 1000)
+        return self.state.wall_ms()
 
-    # ------------------------------------------------------------ used by connections
-    def submit(self, batch: list[Request]) -> None:
-        """Hand a batch to the pipeline (never blocks; the pipeline is one ordered queue).
+    def uptime_ms(self) -> int:
+        return self.state.uptime_ms()
 
-        When the pipeline is not running (the server is stopping or failed) the
-        batch is dropped: its connections are about to be closed.
-        """
-        # Counted first: the pipeline may answer the batch before returning (its direct path).
-        self.stats.outstanding += len(batch)
-        if batch[0].type == -10:  # createSession: a new bucket may now be the earliest
-            self._expirer_wakeup.set()
-        try:
-            self.pipeline.submit(batch)
-        except ActorNotRunning:
-            self.stats.outstanding -= len(batch)
-            log.debug("pipeline not running: dropped a batch of %d requests", len(batch))
+    # ------------------------------------------------------------ ServerView (4lw)
+    @property
+    def port(self) -> int:
+        return self.clients.port
 
-    def outstanding_released(self) -> None:
-        """The final stage finished a batch: wake connections held by globalOutstandingLimit."""
-        if self.stats.outstanding <= self.config.global_outstanding_limit:
-            self.throttle.unpark_all()
-
-    def last_zxid(self) -> int:
-        return self.pipeline.last_processed_zxid()
-
-    def bind_session(self, session_id: int, conn: ClientConnection) -> None:
-        self._by_session[session_id] = conn
-
-    def close_other_connections(self, session_id: int, conn: ClientConnection) -> None:
-        old = self._by_session.get(session_id)
-        if old is not None and old is not conn:
-            old.abort(f"session 0x{session_id & 0xFFFFFFFFFFFFFFFF:x} moved to a new connection")
-
-    def connection_for(self, session_id: int) -> ClientConnection | None:
-        return self._by_session.get(session_id)
-
-    def connection_closed(self, conn: ClientConnection) -> None:
-        if conn not in self._conns:
-            return
-        self._conns.discard(conn)
-        ip = conn.remote[0]
-        n = self._per_ip.get(ip, 1) - 1
-        if n <= 0:
-            self._per_ip.pop(ip, None)
-        else:
-            self._per_ip[ip] = n
-        if self._by_session.get(conn.session_id) is conn:
-            del self._by_session[conn.session_id]
-        self.pipeline.connection_closed(conn)
+    @property
+    def serving(self) -> bool:
+        return self.clients.serving
 
     def four_letter_word(self, cmd: str) -> str:
         return run_command(cmd, self)
 
-    # ------------------------------------------------------------ ServerView (4lw)
-    @property
-    def serving(self) -> bool:
-        return self._serving
+    def last_zxid(self) -> int:
+        return self.state.last_zxid
 
     def connections(self) -> Sequence[ClientConnection]:
-        return list(self._conns)
+        return self.clients.connections()
 
     def node_count(self) -> int:
-        return self.pipeline.node_count()
+        return self.state.tree.node_count()
 
     def approximate_data_size(self) -> int:
-        return self.pipeline.approximate_data_size()
+        return self.state.tree.approximate_data_size()
 
     def watch_count(self) -> int:
-        return self.pipeline.watch_count()
+        return self.state.tree.watch_count()
 
     def ephemerals(self) -> Mapping[int, Iterable[str]]:
-        return self.pipeline.ephemerals()
+        return self.state.ephemerals()
 
     def session_buckets(self) -> Mapping[int, Iterable[int]]:
         return self.tracker.view().expiry_buckets
@@ -266,7 +185,7 @@ class StandaloneServer:
 
     def watches_by_session(self) -> Mapping[int, Iterable[str]]:
         out: dict[int, Iterable[str]] = {}
-        for w, paths in self.pipeline.watches_by_watcher().items():
+        for w, paths in self.state.watches_by_watcher().items():
             sid = getattr(w, "session_id", 0)
             out[sid] = sorted(paths)
         return out
@@ -301,9 +220,6 @@ class StandaloneServer:
             ("user.dir", os.getcwd()),
         ]
 
-    def uptime_ms(self) -> int:
-        return int((trio.current_time() - self._t0) * 1000)
-
     def fd_counts(self) -> tuple[int, int]:
         try:
             import resource
@@ -321,7 +237,6 @@ class StandaloneServer:
 
     @property
     def stop_reason(self) -> str | None:
-        """The reason given to :meth:`shutdown` (nested supervisors pass it on to their children)."""
         return self._stop_reason
 
     @property
@@ -347,21 +262,42 @@ class StandaloneServer:
             self.shutdown(f"fatal: {message}")
 
     def child_specs(self) -> list[ChildSpec]:
-        """The root's children, in start order (see the module docstring)."""
+        """The root's static children, in start order (the role is started after them)."""
         cfg = self.config
         specs = [
             ChildSpec("storage", self._storage_actor, restart=TEMPORARY, mailbox=0,
-                      shutdown=_STORAGE_CLOSE_TIMEOUT + 5),
-            ChildSpec("pipeline", self._pipeline_actor, restart=TEMPORARY, mailbox=0, shutdown=math.inf),
+                      shutdown=_STORAGE_CLOSE_TIMEOUT + 5, significant=True),
         ]
         if cfg.purge_interval_hours > 0 and not isinstance(self.storage, _memstore_type()):
             specs.append(ChildSpec("purge-timer", self._purge_timer, mailbox=0, shutdown=1.0))
-        specs += [
-            ChildSpec("session-expirer", self._session_expirer, mailbox=0, shutdown=1.0),
-            ChildSpec("container-checker", self._container_checker, mailbox=0, shutdown=1.0),
-            ChildSpec("client-port", self._client_port, mailbox=0, shutdown=10.0),
-        ]
+        specs.append(ChildSpec("client-port", self.clients.run, mailbox=0, shutdown=10.0))
         return specs
+
+    def _role_spec(self) -> ChildSpec:
+        return standalone_role(self.state, self.clients, on_chain=self._set_chain)
+
+    def _set_chain(self, chain: Chain | None) -> None:
+        self.chain = chain
+
+    async def restart_role(self, reason: str) -> None:
+        """Stop the running role with ``reason`` (chain drained, clients closed) and start a fresh one.
+
+        What a role change does, with the same role again: the tree, the
+        sessions and storage are untouched.
+        """
+        root = self.root
+        if root is None or self.stopping:
+            raise RuntimeError("the peer is not running")
+        if self.role is not None:
+            old, self.role = self.role, None
+            log.info("leaving role %s: %s", old, reason)
+            await root.stop_child(old, reason=reason)
+        await self._start_role(root)
+
+    async def _start_role(self, root: Supervisor) -> None:
+        spec = self._role_spec()
+        await root.start_child(spec)
+        self.role = spec.id
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the tree until :meth:`shutdown` (or a cancel); ``task_status.started(port)`` once serving.
@@ -392,18 +328,17 @@ class StandaloneServer:
             raise ServerFailed(self._failure)
 
     async def _run_root(self, task_status: trio.TaskStatus[int]) -> None:
-        from actors import SupervisorGaveUp
-
+        root: Supervisor | None = None
         try:
             async with open_supervisor(
-                self.name, tree=self.tree, strategy=REST_FOR_ONE, children=self.child_specs(),
-                max_restarts=3, max_seconds=5.0,
+                self.name, tree=self.tree, strategy=ONE_FOR_ONE, children=self.child_specs(),
+                max_restarts=3, max_seconds=5.0, auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
             ) as root:
                 self.root = root
-                port: int = root.started_value("client-port")
-                log.info("serving standalone on %s:%d (dataDir %s)", self.config.client_port_address, port,
-                         self.config.data_dir)
-                task_status.started(port)
+                await self._start_role(root)
+                log.info("serving %s on %s:%d (dataDir %s)", self.mode, self.config.client_port_address,
+                         self.port, self.config.data_dir)
+                task_status.started(self.port)
                 await self._stop_requested.wait()
                 reason = self._stop_reason or "stopped"
                 # Graceful, in reverse start order, each child told why.  (Leaving
@@ -417,6 +352,14 @@ class StandaloneServer:
             if self._failure is None:
                 self._failure = f"{exc} (last crash: {exc.__cause__!r})"
                 log.error("fatal: %s", self._failure)
+        finally:
+            self.root = None
+        cause = root.auto_shutdown_cause if root is not None else None
+        if cause is not None and self._failure is None:
+            # A significant child (storage, the role) ended without being asked:
+            # its state is suspect; the peer stopped rather than serve from it.
+            self._failure = f"actor {cause.path} stopped unexpectedly: {cause.reason}"
+            log.error("fatal: %s; stopped the server rather than serve from uncertain state", self._failure)
 
     async def _watch_events(self, events: Any) -> None:
         async for event in events:
@@ -432,12 +375,6 @@ class StandaloneServer:
                       event.restarts, event.cause)  # type: ignore[attr-defined]
         elif log.isEnabledFor(logging.DEBUG):
             log.debug("%s", event)
-        if cls is ActorStopped and not self.stopping:
-            parent, _, cid = event.path.rpartition("/")
-            if parent == self.name and cid in _VITAL and trio.current_effective_deadline() != -math.inf:
-                # A vital child ended without being asked to (crash, injected
-                # cancel, or a bug that returned): its state is suspect.
-                self.fail(f"actor {event.path} stopped unexpectedly ({event.reason})")  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ actors
     async def _storage_actor(
@@ -447,10 +384,10 @@ class StandaloneServer:
 
         The storage's background snapshots run in this actor's nursery (see
         ``attach_nursery``): without one, ``maybe_snapshot`` writes the whole
-        snapshot inside the pipeline's final stage and every write waits for
-        it (0.3-1 s at 300k znodes: the create 8x32 p99.9).  A running
-        snapshot is cancelled when the actor stops (its temp file removed; the
-        log still has every txn), before the store is closed.
+        snapshot inside the final stage and every write waits for it (0.3-1 s
+        at 300k znodes: the create 8x32 p99.9).  A running snapshot is
+        cancelled when the actor stops (its temp file removed; the log still
+        has every txn), before the store is closed.
         """
         attach = getattr(self.storage, "attach_nursery", None)
         try:
@@ -458,8 +395,8 @@ class StandaloneServer:
                 if attach is not None:
                     attach(background)
                 try:
-                    await self.pipeline.restore()
-                    if self.pipeline.node_count() >= gcpolicy.FREEZE_MIN_NODES:
+                    await self.state.restore()
+                    if self.state.tree.node_count() >= gcpolicy.FREEZE_MIN_NODES:
                         gcpolicy.freeze()  # the restored tree is long-lived: keep it out of collections
                     task_status.started()
                     await ctx.wait_stop_requested()
@@ -476,18 +413,6 @@ class StandaloneServer:
                 else:
                     log.info("storage closed")
 
-    async def _pipeline_actor(
-        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
-    ) -> None:
-        from actors import SupervisorGaveUp
-
-        try:
-            await self.pipeline.run(ctx, inbox, task_status=task_status)
-        except SupervisorGaveUp as exc:
-            # Escalate at once (the event watcher would too, one hop later).
-            self.fail(f"pipeline stage {exc.child} crashed: {exc.__cause__!r}")
-            raise
-
     async def _purge_timer(
         self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
     ) -> None:
@@ -498,214 +423,21 @@ class StandaloneServer:
             await nursery.start(run_purge_timer, cfg.data_dir, cfg.data_log_dir,
                                 cfg.snap_retain_count, cfg.purge_interval_hours)
             task_status.started()
-            await _until_stop_requested(ctx, nursery)
-
-    async def _session_expirer(
-        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
-    ) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._expire_loop)
-            task_status.started()
-            await _until_stop_requested(ctx, nursery)
-
-    async def _expire_loop(self) -> None:
-        """``SessionTrackerImpl.run``: sleep until the next bucket, expire it, submit closeSession."""
-        tracker = self.tracker
-        while True:
-            nxt = tracker.next_expiration_time()
-            self._expirer_wakeup = trio.Event()
-            if nxt is None:
-                await self._expirer_wakeup.wait()
-                continue
-            with trio.move_on_at(nxt / 1000):
-                await self._expirer_wakeup.wait()
-            expired = tracker.expire(self.now_ms())
-            if expired:
-                now = self.now_ms()
-                batch = []
-                for sid in expired:
-                    log.info("Expiring session 0x%x, timeout of %sms exceeded",
-                             sid & 0xFFFFFFFFFFFFFFFF, tracker.timeout_of(sid))
-                    batch.append(Request(None, sid, 0, -11, None, now))
-                self.submit(batch)
-
-    async def _container_checker(
-        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[None]
-    ) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._container_loop)
-            task_status.started()
-            await _until_stop_requested(ctx, nursery)
-
-    async def _container_loop(self) -> None:
-        """``ContainerManager``: periodically delete empty containers and expired TTL nodes."""
-        interval = self.config.container_check_interval_ms / 1000
-        while True:
-            await trio.sleep(interval)
-            batch = self.pipeline.container_cleanup_requests(self.now_ms(), self.wall_ms())
-            if batch:
-                self.submit(batch)
-
-    async def _client_port(
-        self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[int]
-    ) -> None:
-        """Bind, then accept until asked to stop; one temporary ``conn-K`` child per socket."""
-        cfg = self.config
-        assert cfg.client_port is not None
-        listening = await _open_listening_sockets(cfg.client_port_address, cfg.client_port)
-        try:
-            self.port = listening[0].getsockname()[1]
-            cfg.client_port = self.port  # clientPort=0: report the port really bound (conf, logs)
-            log.info("binding to port %s:%s", cfg.client_port_address, self.port)
-            async with open_supervisor(ctx, strategy=ONE_FOR_ONE) as sup:
-                self._serving = True
-                try:
-                    async with trio.open_nursery() as nursery:
-                        for lsock in listening:
-                            nursery.start_soon(self._accept_loop, lsock, sup)
-                        task_status.started(self.port)
-                        await _until_stop_requested(ctx, nursery)
-                finally:
-                    self._serving = False
-                # Leaving the block stops every connection together (one shared grace).
-        finally:
-            for lsock in listening:
-                close_socket(lsock)
-
-    async def _accept_loop(self, lsock: socket.socket, sup: Supervisor) -> None:
-        """Accept from a non-blocking listening socket, waiting only when none is pending."""
-        accept = lsock.accept
-        streak = 0
-        while True:
-            try:
-                sock, _addr = accept()
-            except BlockingIOError:
-                streak = 0
-                await trio.lowlevel.wait_readable(lsock)  # a cancel point
-                continue
-            except OSError as exc:
-                if exc.errno in _ACCEPT_CAPACITY_ERRORS:
-                    log.error("accept failed (%s); sleeping 100 ms", exc)
-                    await trio.sleep(0.1)
-                    continue
-                if exc.errno not in _ACCEPT_SKIP_ERRORS:
-                    raise
-            else:
-                await self._start_connection(sock, sup)
-            # A flood of refused or failed connections never waits: yield now and then.
-            streak += 1
-            if streak >= _ACCEPTS_PER_CHECKPOINT:
-                streak = 0
-                await trio.lowlevel.checkpoint()
-
-    async def _start_connection(self, sock: socket.socket, sup: Supervisor) -> None:
-        try:
-            sock.setblocking(False)
-            peer = sock.getpeername()
-            remote = (str(peer[0]), int(peer[1]))
-        except OSError:
-            close_socket(sock)
-            return
-        limit = self.config.max_client_cnxns
-        ip = remote[0]
-        if limit and self._per_ip.get(ip, 0) >= limit:
-            log.warning("Too many connections from /%s - max is %d", ip, limit)
-            close_socket(sock)
-            return
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-        except OSError:
-            pass
-        conn = ClientConnection(self, sock, remote)
-        self._conns.add(conn)
-        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
-        self._conn_seq += 1
-
-        async def connection(
-            ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[ClientConnection]
-        ) -> None:
-            task_status.started(conn)
-            await conn.run()
-
-        # Temporary: a crashed connection is closed (ClientConnection.run's
-        # finally) and forgotten; grace 0: a stop cancels it at once, dropping
-        # unsent replies, as ZooKeeper's shutdown closes its sockets.
-        try:
-            await sup.start_child(
-                ChildSpec(f"conn-{self._conn_seq}", connection, restart=TEMPORARY, shutdown=0.0, mailbox=0)
-            )
-        except BaseException as exc:
-            if not conn.closed:  # it never ran: undo the bookkeeping, close the socket
-                conn.closed = True
-                self.connection_closed(conn)
-                close_socket(sock)
-            if not isinstance(exc, ChildStartFailed):
-                raise
-            log.error("connection from %s:%s failed to start: %r", *remote, exc.__cause__)
+            await ctx.wait_stop_requested()
+            nursery.cancel_scope.cancel(reason=f"{ctx.path} asked to stop")
 
 
-async def _open_listening_sockets(host: str, port: int) -> list[socket.socket]:
-    """Non-blocking listening sockets, one per address ``host`` resolves to.
-
-    As ``trio.open_tcp_listeners`` did before: ``SO_REUSEADDR`` (a SIGKILLed
-    server rebinds its port at once), IPv6 sockets v6-only, the system's
-    largest backlog.  ``port`` 0: each socket gets its own free port.
-    """
-    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    socks: list[socket.socket] = []
-    unsupported: OSError | None = None
-    try:
-        for family, type_, proto, _name, addr in infos:
-            try:
-                lsock = socket.socket(family, type_, proto)
-            except OSError as exc:
-                if exc.errno == errno.EAFNOSUPPORT:
-                    unsupported = exc
-                    continue
-                raise
-            socks.append(lsock)
-            if sys.platform != "win32":
-                lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                lsock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            lsock.bind(addr)
-            lsock.listen(_listen_backlog())
-            lsock.setblocking(False)
-    except BaseException:
-        for lsock in socks:
-            lsock.close()
-        raise
-    if not socks:
-        raise unsupported or OSError(errno.EADDRNOTAVAIL, f"no address to listen on for {host!r}")
-    return socks
-
-
-def _listen_backlog() -> int:
-    try:
-        with open("/proc/sys/net/core/somaxconn") as f:
-            return min(int(f.read()), 0xFFFF)
-    except (OSError, ValueError):
-        return socket.SOMAXCONN
-
-
-async def _until_stop_requested(ctx: Context, nursery: trio.Nursery) -> None:
-    """Park until the supervisor asks ``ctx`` to stop, then end ``nursery``'s work: a clean return."""
-    await ctx.wait_stop_requested()
-    nursery.cancel_scope.cancel(reason=f"{ctx.path} asked to stop")
-
-
-async def serve_standalone(
+async def serve(
     config: ServerConfig,
     *,
     storage: Storage | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a standalone server until cancelled; ``task_status.started(port)`` once it accepts clients.
+    """Run a peer until cancelled; ``task_status.started(port)`` once it accepts clients.
 
     Args:
         config: a parsed zoo.cfg (``client_port`` 0 picks a free port).
         storage: defaults to :func:`open_storage` (the durable file store).
     """
-    server = StandaloneServer(config, storage if storage is not None else open_storage(config))
-    await server.run(task_status=task_status)
-
+    peer = Peer(config, storage if storage is not None else open_storage(config))
+    await peer.run(task_status=task_status)
