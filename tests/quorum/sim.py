@@ -17,6 +17,7 @@ Everything is a pure function of the seed and the scenario: no clock, no IO.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import random
 from collections import defaultdict
@@ -161,17 +162,17 @@ class Sim:
 
     def _next(self) -> tuple[float | None, Callable[[], None]]:
         best: float | None = None
-        action: Callable[[], None] = lambda: None  # noqa: E731
+        action: Callable[[], None] = self._deliver_one
         if self._queue:
-            best, action = self._queue[0].time, self._deliver_one
+            best = self._queue[0].time
         for sid, p in self.peers.items():
             if p.up and p.election is not None:
                 d = p.election.next_deadline()
                 if d is not None and (best is None or d < best):
-                    best, action = d, (lambda s=sid: self._tick(s))
+                    best, action = d, functools.partial(self._tick, sid)
         for sid, t in self._checks.items():
             if best is None or t < best:
-                best, action = t, (lambda s=sid: self._role_check(s))
+                best, action = t, functools.partial(self._role_check, sid)
         return best, action
 
     def _deliver_one(self) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,7 +40,7 @@ def decided(sid: int, state: ServerState, leader: int, rnd: int = 1, epoch: int 
     return Notification(state, leader, zxid, rnd, epoch, sid)
 
 
-def only(effects: list[object], kind: type) -> list[object]:
+def only(effects: Sequence[object], kind: type) -> list[object]:
     return [e for e in effects if isinstance(e, kind)]
 
 
@@ -213,6 +216,38 @@ def test_join_needs_quorum_and_the_leaders_own_leading_vote() -> None:
     (el,) = e.receive(decided(5, LEADING, 5, rnd=3, epoch=2), 0.01)
     assert el == Elected(5, FOLLOWING, 2, 0, 3)
     assert e.logical_clock == 3
+
+
+def test_stale_followers_of_my_old_reign_do_not_make_me_leader() -> None:
+    """checkLeader for myself: followers of a round I no longer am in (I
+    restarted) are no proof that I lead now."""
+    e = Election(3, THREE, 0, 0)
+    for _ in range(5):
+        e.start(0.0)
+    assert e.logical_clock == 5
+    assert e.receive(decided(1, FOLLOWING, 3, rnd=2), 0.0) == []
+    assert e.receive(decided(2, FOLLOWING, 3, rnd=2), 0.0) == []
+    assert e.state is LOOKING
+    # The same votes in my current round do make me the leader.
+    (el,) = e.receive(decided(1, FOLLOWING, 3, rnd=5), 0.0)
+    assert el == Elected(3, LEADING, 0, 0, 5)
+
+
+def test_observer_does_not_answer_a_participant_behind_its_round() -> None:
+    """Participants answer every observer notification and never take a round
+    from an observer: were the observer to answer a behind round too, the two
+    would ping-pong for ever (found by the random sweep)."""
+    qv = QuorumVerifier.of([1, 2, 3], observers=[9])
+    o = Election(9, qv, 0, 0)
+    for _ in range(3):
+        o.start(0.0)
+    assert o.receive(looking(1, 3, rnd=2), 0.0) == []
+    p = Election(1, qv, 0, 0)
+    p.start(0.0)
+    assert p.receive(looking(9, NO_VOTE, zxid=NO_VOTE, rnd=3, epoch=NO_VOTE), 0.0) == [
+        SendTo(9, p.notification())
+    ]
+    assert p.logical_clock == 1
 
 
 def test_decided_votes_of_different_epochs_do_not_add_up() -> None:
@@ -454,3 +489,60 @@ def test_random_schedules_end_with_one_leader_agreed_by_a_quorum(
     if drop == 0 and not down_sids and crash_leader_at is None and not links:
         # Nothing lost and nobody missing: the most up-to-date peer leads.
         assert leader == max(participants, key=lambda s: (epochs[s - 1], zxids[s - 1], s))
+
+
+def chaos_scenario(seed: int) -> tuple[Sim, list[int], float]:
+    """A random ensemble (3, 5 or 7 participants, 0-2 observers) on a lossy,
+    duplicating, reordering network with cut links, a minority never booted,
+    and leaders crashed while a quorum remains; the network calms down at the
+    returned time.  Returns the sim, the live sids and that time."""
+    r = random.Random(seed)
+    n = r.choice([3, 5, 7])
+    parts = list(range(1, n + 1))
+    qv = QuorumVerifier.of(parts, range(100, 100 + r.randint(0, 2)))
+    calm = r.uniform(0, 8)
+    sim = Sim(
+        qv, zxids={s: r.randint(0, 3) for s in parts}, epochs={s: r.randint(0, 1) for s in parts},
+        seed=seed, drop=r.uniform(0, 0.8), dup=r.uniform(0, 0.5), chaos_until=calm,
+    )
+    budget = (n - 1) // 2  # peers we may lose and keep a quorum
+    down = set(r.sample(parts, r.randint(0, budget)))
+    live = [s for s in sorted(qv.members) if s not in down]
+    sim.start(live)
+    links = {frozenset(r.sample(parts, 2)) for _ in range(r.randint(0, 4))}
+    for a, b in links:
+        sim.cut(a, b)
+    t = r.uniform(0.2, 3)
+    while t < calm:
+        sim.run(lambda: False, t)
+        for s in [s for s in live if sim.election(s).state is LEADING]:
+            if len(down) < budget and r.random() < 0.5:
+                sim.crash(s)
+                live.remove(s)
+                down.add(s)
+        t += r.uniform(0.2, 3)
+    sim.run(lambda: False, calm)
+    for a, b in links:
+        sim.heal(a, b)
+    return sim, live, calm
+
+
+def check_chaos_seed(seed: int) -> None:
+    sim, live, calm = chaos_scenario(seed)
+    # Re-sends back off to max_notification_interval (5 s), plus sync timeouts.
+    assert sim.run(lambda: sim.stable(live), limit=max(sim.now, calm) + 30.0), seed
+    leader = sim.leader_of(live)
+    assert leader is not None
+    assert sim.verifier.contains_quorum(s for s in live if sim.election(s).vote.leader == leader)
+    sim.assert_one_leader_per_round()
+
+
+def test_chaos_sweep() -> None:
+    for seed in range(1000):
+        check_chaos_seed(seed)
+
+
+@pytest.mark.slow
+def test_chaos_sweep_long() -> None:
+    for seed in range(1000, 30000):
+        check_chaos_seed(seed)

@@ -48,7 +48,8 @@ n.state / round           action
 ========================  =====================================================
 LOOKING, round > mine     adopt round, clear votes, propose best of (n, my
                           initial vote), broadcast, count n
-LOOKING, round < mine     answer n.sid with my vote (pull it up), ignore
+LOOKING, round < mine     answer n.sid with my vote (pull it up; observers
+                          do not), ignore
 LOOKING, round = mine     adopt n if it beats my proposal (broadcast); count n
 FOLLOWING / LEADING       same round: count with the LOOKING votes; any round:
                           count in out-of-election; quorum + leader's LEADING
@@ -390,8 +391,11 @@ class Election:
         effects: list[Effect] = []
         if state is LOOKING and n.election_epoch < self._clock:
             # Its round is behind: pull it up with our vote; the stale vote
-            # itself is not counted.
-            effects.append(SendTo(n.sid, self.notification()))
+            # itself is not counted.  An observer does not answer: participants
+            # never take a round from an observer, and they answer every
+            # observer notification, so the two would ping-pong for ever.
+            if not self.is_observer:
+                effects.append(SendTo(n.sid, self.notification()))
             return effects
         if n.leader not in self.verifier.participants:
             return effects
