@@ -32,6 +32,7 @@ from trio_quorum.quorum.election import (
     Notification,
     SendTo,
     ServerState,
+    total_order,
 )
 from trio_quorum.quorum.verifier import QuorumVerifier
 
@@ -104,6 +105,8 @@ class Sim:
         self.decisions: list[Decision] = []
         self.delivered = 0
         self.trace: list[tuple[float, int, int, Notification]] = []
+        # sid -> the last LOOKING vote it sent since its last start() (monotonicity check).
+        self._proposed: dict[int, Notification] = {}
 
     # -- scenario controls ----------------------------------------------------
 
@@ -113,6 +116,7 @@ class Sim:
             p = self.peers[sid]
             p.up, p.established = True, None
             p.election = Election(sid, self.verifier, p.zxid, p.epoch, **self.election_kwargs)
+            self._proposed.pop(sid, None)
             self._execute(sid, p.election.start(self.now))
             self._redeliver_to(sid)
 
@@ -206,6 +210,12 @@ class Sim:
 
     def _send(self, src: int, dst: int, n: Notification) -> None:
         assert n.sid == src
+        if n.state is LOOKING:
+            # Within one round of one start(), a proposal only moves up.
+            prev = self._proposed.get(src)
+            if prev is not None and prev.election_epoch == n.election_epoch:
+                assert not total_order(prev.vote, n.vote), (prev, n)
+            self._proposed[src] = n
         self.outbox[(src, dst)] = n
         if not self.connected(src, dst):
             return
@@ -236,6 +246,7 @@ class Sim:
         p = self.peers[sid]
         p.established = None
         self._checks.pop(sid, None)
+        self._proposed.pop(sid, None)
         self._execute(sid, self.election(sid).start(self.now, last_zxid=p.zxid, current_epoch=p.epoch))
 
     def _role_check(self, sid: int) -> None:

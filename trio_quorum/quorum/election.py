@@ -13,6 +13,7 @@ monotonic clock, passed in, never read)::
     effects = e.receive(notification, now)
     effects = e.tick(now)                # call when now >= e.next_deadline()
     e.update_election_vote(new_epoch)    # the role established a new epoch
+    e.state, e.vote, e.logical_clock, e.notification()   # read-only view
 
 Effects are data, executed by the driver in list order:
 
@@ -20,6 +21,8 @@ Effects are data, executed by the driver in list order:
   participants but me);
 * :class:`SendTo` -- send ``notification`` to one peer (an answer);
 * :class:`Elected` -- the round is over: switch to ``state`` under ``leader``.
+
+The driver contract and the reasons for the parameters are in docs/election.md.
 
 Invariants:
 
