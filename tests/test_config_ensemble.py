@@ -319,3 +319,10 @@ def test_cli_refuses_a_valid_ensemble_in_one_line(tmp_path: Path) -> None:
                          env=env, timeout=60, check=False)
     assert res.returncode == 2 and "invalid configuration: line 8: server.3" in res.stderr
     assert "replication" not in res.stderr
+
+
+def test_every_key_is_documented() -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    for row in KEYS:
+        shown = row.name + ("N" if row.index or row.name in ("group.", "weight.") else "*" if row.prefix else "")
+        assert f"`{shown}`" in doc, f"{shown} missing from docs/configuration.md"
