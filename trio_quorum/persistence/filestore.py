@@ -2,46 +2,25 @@
 
 :class:`FileStore` implements :class:`~trio_quorum.persistence.api.Storage`.
 
-Group commit.  :meth:`FileStore.append` encodes the entry at once, in the event
-loop (it is cheap and keeps the bytes immutable), and queues it.
-:meth:`FileStore.sync` makes everything queued so far durable: if no flush is
-in flight, the caller takes the whole queue and hands it to the store's
-*syncer thread*, which does ONE positional write plus ONE fdatasync per
-touched file; every caller (the one that started the flush included) then
-waits for the flush to finish, and one of them starts the next flush with
-whatever queued up in the meantime.  So N concurrent appenders cost about two
-fsyncs, not N.
-
-The syncer thread.  ``trio.to_thread.run_sync`` costs 110-140 µs per call on
-a 2-core machine (thread-pool bookkeeping, a fresh wake-up channel per call),
-which is most of a 1x1 write's latency next to a ~150 µs fdatasync.  So each
-store has ONE long-lived thread, started at the first flush, fed through a
-``threading.Condition`` and reporting back with
-``TrioToken.run_sync_soon`` (which sets a ``trio.Event``): ~60 µs round trip
-for a no-op.  The completion (``_durable`` moves, or the store fails) runs in
-the event loop as that callback, not in the task that started the flush, so a
-waiter may be cancelled at any moment: its flush still completes and is
-accounted, and nothing is left half-done.  The thread is non-daemon and
-stopped by :meth:`FileStore.aclose`; as a safety net for a store that is never
-closed (a crashed caller) it also exits after ``_SYNCER_IDLE_S`` without work
-and is started again by the next flush, so it can delay interpreter exit by
-at most that long.
+Modules.  The txn log file and the syncer thread that writes it are
+:mod:`.logwriter` (group commit: one write + one fdatasync per flush, for
+every appender waiting); restore is :mod:`.recovery`; the snapshot writers
+(in the event loop, or from a forked child) are here, with the store.
 
 Invariants:
 
 * ``_durable <= _appended``: counts of entries; ``sync`` returns only once
   ``_durable`` covers every entry appended before it was called.
-* Only the syncer thread touches the open log file (until ``aclose`` has
-  stopped it); the event loop only builds byte segments.  Taking the queue and
-  handing it to the thread is one synchronous step, so no entry is dropped
-  half-way, and a cancelled ``sync`` does not cancel the write.
+* Taking the queue and handing it to the syncer thread is one synchronous
+  step, so no entry is dropped half-way, and a cancelled ``sync`` does not
+  cancel the write; while a flush is in flight only that thread touches the
+  log file (``sync_inline`` refuses then).
 * After any write or fsync error the store is *failed*: every waiter and every
   later ``append`` and ``sync`` raise :class:`StorageFailed`; nothing after
   the last good sync is acknowledged.
 * A log file is named after its first zxid and is started after a restore
   (never appending to a file with a torn tail) and after every snapshot trigger
-  (the roll).  Files grow in ``pre_alloc_size`` steps (sparse zero padding, as
-  ZooKeeper's ``FilePadding``) so fdatasync rarely has metadata to write.
+  (the roll).
 
 Snapshots are *fuzzy* (as ZooKeeper's): the zxid in the name is the tree's
 lastProcessedZxid when the snapshot starts; serialisation walks the live tree
@@ -60,12 +39,9 @@ snapshot retry (rare), so no node references an ACL missing from its file.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import random
-import signal
-import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -75,20 +51,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
-from ..protocol.consts import KeeperError, OpCode
-from ..protocol.txn import CreateSessionTxn, TxnDigest, TxnHeader, TxnRecord
-from .api import CorruptStorage, StorageFailed
-from .files import (
-    LogTail,
-    atomic_write,
-    fsync_dir,
-    list_logs,
-    load_newest_snapshot,
-    read_log,
-    version_dir,
-)
+from ..protocol.txn import TxnDigest, TxnHeader, TxnRecord
+from .api import StorageFailed
+from .files import atomic_write, fsync_dir, version_dir
+from .forkchild import ForkUnavailable as _ForkUnavailable
+from .forkchild import prepare_child
+from .forkchild import reap as _reap
+from .forkchild import unlink_quietly as _unlink_quietly
+from .logwriter import Segment, TxnLogWriter
+from .recovery import restore_into
 from .snapshot import encode_snapshot, snapshot_name
-from .txnlog import DEFAULT_PRE_ALLOC_SIZE, append_entry, encode_file_header, log_name, padded_size
+from .txnlog import DEFAULT_PRE_ALLOC_SIZE, append_entry
 
 if TYPE_CHECKING:
     from ..core.datatree import DataTree
@@ -99,13 +72,6 @@ log = logging.getLogger("trio_quorum.persistence")
 
 _SNAPSHOT_CHUNK = 256 * 1024
 _SNAPSHOT_ATTEMPTS = 3
-# Idle seconds after which the syncer thread exits (restarted on demand); only
-# matters for a store nobody closes, and bounds how long it can hold up exit.
-_SYNCER_IDLE_S = 2.0
-
-# One flush for the syncer thread: segments, the _appended count they cover,
-# and the token of the trio run to report back to.
-_FlushJob = tuple[list["_Segment"], int, trio.lowlevel.TrioToken]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +84,6 @@ class FileStoreStatistics:
     snapshots: int
     last_fsync_ms: float
     slow_fsyncs: int
-
-
-class _Segment:
-    """Entries bound for one log file; ``new_file`` starts ``log.<first_zxid>``."""
-
-    __slots__ = ("new_file", "first_zxid", "buf")
-
-    def __init__(self, new_file: bool, first_zxid: int) -> None:
-        self.new_file = new_file
-        self.first_zxid = first_zxid
-        self.buf = bytearray()
 
 
 class _AclMissing(Exception):
@@ -186,11 +141,7 @@ class FileStore:
         self.pre_alloc_size = pre_alloc_size
         self.fsync_warning_ms = fsync_warning_ms
         self._nursery = nursery
-        self._fsync: Callable[[int], None] = fsync or os.fdatasync
-        self._pwrite = pwrite or os.pwrite
-        self._clock = clock
         self._rng = rng or random.Random()
-        self._dbid = dbid
         #: Background snapshots are written by a forked child (``None``: where
         #: ``os.fork`` and ``os.pidfd_open`` exist); else in the event loop.
         self.fork_snapshots = (
@@ -198,7 +149,7 @@ class FileStore:
         )
         self._rand_roll = self._rng.randrange(max(1, snap_count // 2))
         # queue (event loop side)
-        self._segments: list[_Segment] = []
+        self._segments: list[Segment] = []
         self._roll_requested = True
         self._appended = 0
         self._durable = 0
@@ -208,26 +159,23 @@ class FileStore:
         self._closed = False
         self._flushing = False
         self._flush_done = trio.Event()
-        # syncer thread (jobs in through _jobs under _jobs_cond; None = stop)
-        self._jobs_cond = threading.Condition(threading.Lock())
-        self._jobs: list[_FlushJob | None] = []
-        self._syncer: threading.Thread | None = None
-        # log file (flusher thread side)
-        self._fd: int | None = None
-        self._path: str | None = None
-        self._pos = 0
-        self._size = 0
+        # the log file and its syncer thread
+        self._log = TxnLogWriter(
+            self.log_dir,
+            on_flushed=self._flush_finished,
+            dbid=dbid,
+            force_sync=force_sync,
+            pre_alloc_size=pre_alloc_size,
+            fsync_warning_ms=fsync_warning_ms,
+            fsync=fsync,
+            pwrite=pwrite,
+            clock=clock,
+        )
         # snapshots
         self._snapshotting = False
         self._snapshot_done = trio.Event()
         self._snapshot_done.set()
-        # statistics
-        self._flushes = 0
-        self._fsyncs = 0
-        self._bytes = 0
         self._snapshots = 0
-        self._last_fsync_ms = 0.0
-        self._slow_fsyncs = 0
 
     @classmethod
     def from_config(cls, cfg: Any, **kwargs: Any) -> FileStore:
@@ -253,12 +201,12 @@ class FileStore:
         return FileStoreStatistics(
             self._appended,
             self._durable,
-            self._flushes,
-            self._fsyncs,
-            self._bytes,
+            self._log.flushes,
+            self._log.fsyncs,
+            self._log.bytes_written,
             self._snapshots,
-            self._last_fsync_ms,
-            self._slow_fsyncs,
+            self._log.last_fsync_ms,
+            self._log.slow_fsyncs,
         )
 
     async def restore(self, tree: DataTree, sessions: dict[int, int]) -> int:
@@ -284,7 +232,7 @@ class FileStore:
             raise StorageFailed("storage is closed")
         segments = self._segments
         if self._roll_requested or not segments:
-            segments.append(_Segment(self._roll_requested, hdr.zxid))
+            segments.append(Segment(self._roll_requested, hdr.zxid))
             self._roll_requested = False
         append_entry(segments[-1].buf, hdr, rec, digest)  # == buf += encode_entry(...)
         self._appended += 1
@@ -339,7 +287,7 @@ class FileStore:
             return True
         segments, self._segments = self._segments, []
         try:
-            self._write_segments(segments)
+            self._log.write_segments(segments)
         except BaseException as exc:
             self._failed = exc
             log.error("txn log write failed; refusing further writes: %r", exc)
@@ -420,10 +368,8 @@ class FileStore:
             # cancelled aclose can leave a flush in flight); joining an idle
             # thread takes microseconds, a busy one at most one flush.
             with trio.CancelScope(shield=True):
-                await self._stop_syncer()
-            fd, self._fd = self._fd, None
-            if fd is not None:
-                os.close(fd)
+                await self._log.stop()
+            self._log.close()
 
     # ------------------------------------------------------------ group commit
 
@@ -431,16 +377,7 @@ class FileStore:
         """Hand the whole queue to the syncer thread (one synchronous step)."""
         self._flushing = True
         segments, self._segments = self._segments, []
-        job: _FlushJob = (segments, self._appended, trio.lowlevel.current_trio_token())
-        with self._jobs_cond:
-            self._jobs.append(job)
-            if self._syncer is None:
-                self._syncer = threading.Thread(
-                    target=self._syncer_main, name=f"trio-quorum-syncer {self.log_dir}", daemon=False
-                )
-                self._syncer.start()
-            else:
-                self._jobs_cond.notify()
+        self._log.submit(segments, self._appended)
 
     def _flush_finished(self, target: int, exc: BaseException | None) -> None:
         """Event loop (via ``run_sync_soon``): account a flush, wake its waiters."""
@@ -454,163 +391,10 @@ class FileStore:
         done, self._flush_done = self._flush_done, trio.Event()
         done.set()
 
-    def _syncer_main(self) -> None:
-        """Syncer thread: run flush jobs until told to stop (or idle too long)."""
-        cond, jobs = self._jobs_cond, self._jobs
-        while True:
-            with cond:
-                if not jobs:
-                    cond.wait(_SYNCER_IDLE_S)
-                    if not jobs:
-                        # under the lock, so _start_flush sees None and starts a new thread
-                        self._syncer = None
-                        return
-                job = jobs.pop(0)
-            if job is None:
-                return
-            segments, target, token = job
-            exc: BaseException | None = None
-            try:
-                self._write_segments(segments)
-            except BaseException as e:  # every waiter gets it as StorageFailed
-                exc = e
-            try:
-                token.run_sync_soon(self._flush_finished, target, exc)
-            except trio.RunFinishedError:
-                # The run that asked is gone (its store was never closed), so
-                # no task can wait or race us: account it here, so that a
-                # later run using this store does not find a flush in flight.
-                self._flush_finished(target, exc)
-
-    async def _stop_syncer(self) -> None:
-        with self._jobs_cond:
-            thread = self._syncer
-            if thread is None:
-                return
-            self._syncer = None
-            self._jobs.append(None)
-            self._jobs_cond.notify()
-        await trio.to_thread.run_sync(thread.join)
-
-    def _open_log(self, zxid: int) -> None:
-        os.makedirs(self.log_dir, exist_ok=True)
-        path = os.path.join(self.log_dir, log_name(zxid))
-        log.info("Creating new log file: %s", log_name(zxid))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        self._fd, self._path = fd, path
-        header = encode_file_header(self._dbid)
-        self._pos = 0
-        self._size = 0
-        # The header goes in before the file is extended (preallocated): a
-        # crash in between must not leave a file of zeros with no header.
-        self._write_at(header, extend=False)
-        self._size = self._pos
-        if self.force_sync:
-            fsync_dir(self.log_dir)
-
-    def _write_at(self, data: bytes | bytearray, *, extend: bool = True) -> None:
-        fd = self._fd
-        assert fd is not None
-        new_size = padded_size(self._pos + len(data), self._size, self.pre_alloc_size)
-        if extend and new_size != self._size:
-            os.ftruncate(fd, new_size)
-            self._size = new_size
-        view = memoryview(data)
-        pos = self._pos
-        while view:
-            n = self._pwrite(fd, view, pos)
-            if n <= 0:
-                raise OSError(f"short write to {self._path}")
-            pos += n
-            view = view[n:]
-        self._bytes += pos - self._pos
-        self._pos = pos
-
-    def _write_segments(self, segments: list[_Segment]) -> None:
-        """Worker thread: write every segment, then one fdatasync per touched file."""
-        to_sync: list[tuple[int, str]] = []
-        for seg in segments:
-            if seg.new_file or self._fd is None:
-                if self._fd is not None:
-                    to_sync.append((self._fd, self._path or "?"))
-                self._open_log(seg.first_zxid)
-            self._write_at(seg.buf)
-        if self._fd is not None:
-            to_sync.append((self._fd, self._path or "?"))
-        self._flushes += 1
-        for fd, _path in to_sync:
-            if self.force_sync:
-                start = self._clock()
-                self._fsync(fd)
-                self._fsyncs += 1
-                ms = (self._clock() - start) * 1000.0
-                self._last_fsync_ms = ms
-                if ms > self.fsync_warning_ms:
-                    self._slow_fsyncs += 1
-                    log.warning(
-                        "fsync-ing the write ahead log in %s took %dms which will adversely effect operation "
-                        "latency.File size is %d bytes. See the ZooKeeper troubleshooting guide",
-                        threading.current_thread().name,
-                        ms,
-                        os.fstat(fd).st_size,
-                    )
-            if fd != self._fd:
-                os.close(fd)
-
     # ---------------------------------------------------------------- restore
 
     def _restore_sync(self, tree: DataTree, sessions: dict[int, int]) -> int:
-        os.makedirs(self.snap_dir, exist_ok=True)
-        os.makedirs(self.log_dir, exist_ok=True)
-        # A crash mid-snapshot leaves its temp file; nothing reads it and no
-        # snapshot is being written before we serve, so it is safe to drop here
-        # (purge could not: it runs beside live snapshots).
-        for name in os.listdir(self.snap_dir):
-            if name.startswith("snapshot.") and name.endswith(".tmp"):
-                log.info("Removing %s, left by an interrupted snapshot", name)
-                os.unlink(os.path.join(self.snap_dir, name))
-        found = load_newest_snapshot(self.snap_dir)
-        if found is None:
-            if list_logs(self.log_dir):
-                raise CorruptStorage(
-                    f"No snapshot found in {self.snap_dir}, but there are log entries in {self.log_dir}. "
-                    "Something is broken!"
-                )
-            snap_zxid = 0
-            self._write_snapshot_sync(tree, sessions, 0)
-        else:
-            snap_zxid, snap, path = found
-            log.info("Reading snapshot %s", path)
-            try:
-                loaded = tree.load_snapshot(snap.acls, snap.iter_nodes(), snap_zxid)
-            except (KeyError, ValueError) as exc:
-                raise CorruptStorage(f"{path}: invalid data tree: {exc}") from exc
-            _adopt(tree, loaded)
-            sessions.clear()
-            sessions.update(snap.sessions)
-        last = snap_zxid
-        tail = LogTail()
-        for e in read_log(self.log_dir, snap_zxid + 1, tail):
-            hdr, rec = e.hdr, e.rec
-            if hdr.type == OpCode.createSession and isinstance(rec, CreateSessionTxn):
-                sessions[hdr.client_id] = rec.timeout
-            elif hdr.type == OpCode.closeSession:
-                sessions.pop(hdr.client_id, None)
-            try:
-                tree.apply(hdr, rec)
-            except KeeperError as exc:
-                # replay over a fuzzy snapshot: the change may already be there
-                log.debug("replay of zxid %#x: %r", hdr.zxid, exc)
-            last = max(last, hdr.zxid)
-        if tail.torn is not None and tail.path is not None:
-            log.warning("Truncating torn txn log %s at offset %d (%s)", tail.path, tail.end, tail.torn)
-            if tail.end < 16:
-                os.unlink(tail.path)
-            else:
-                with open(tail.path, "r+b") as f:
-                    f.truncate(tail.end)
-                    os.fsync(f.fileno())
-        return max(last, tail.last_zxid)
+        return restore_into(self.snap_dir, self.log_dir, tree, sessions, self._write_snapshot_sync)
 
     # --------------------------------------------------------------- snapshots
 
@@ -741,39 +525,19 @@ class FileStore:
             fsync_dir(self.snap_dir)
 
 
-def _adopt(tree: DataTree, loaded: DataTree) -> None:
-    # DataTree.load_snapshot builds a new tree; Storage.restore fills the caller's
-    if loaded is not tree and loaded is not None:
-        # The caller's configuration of the tree (its watch-event ACL filter)
-        # survives; everything the snapshot holds is replaced.
-        keep = tree.watch_acl_filter
-        tree.__dict__.clear()
-        tree.__dict__.update(loaded.__dict__)
-        tree.watch_acl_filter = keep
-
-
-class _ForkUnavailable(Exception):
-    pass
-
-
 def _snapshot_child(
     parent: int, tree: DataTree, sessions: dict[int, int], tmp: str, path: str, snap_dir: str, force_sync: bool
 ) -> NoReturn:  # pragma: no cover - runs in the forked child
     """The forked snapshot writer: encode, write, fsync, rename, exit.  Never returns.
 
     Only the tree, the encoder and ``os`` calls: no logging, no trio, no
-    locks (other threads of the parent do not exist here).  Every inherited fd
-    but stdio is closed first, so a client socket the parent closes is really
-    closed (not kept open by this process).  It dies with the parent.
+    locks (other threads of the parent do not exist here);
+    :func:`~.forkchild.prepare_child` first.  (The encoder stays here, looked
+    up in this module, so tests can replace it.)
     """
     code = 1
     try:
-        gc.disable()  # short-lived, and a collection would touch (copy) every page
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-        os.closerange(3, _max_fd())
-        _die_with_parent(parent)
+        prepare_child(parent)
         acl_items = list(tree.acl_cache.items())
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         for chunk in encode_snapshot(sessions, acl_items, tree.snapshot_nodes(java_order=False),
@@ -793,39 +557,6 @@ def _snapshot_child(
             os.write(2, f"trio-quorum snapshot writer: {exc!r}\n".encode())
     finally:
         os._exit(code)
-
-
-def _reap(pid: int, *, kill: bool = False) -> int:
-    """Reap an exited child (after its pidfd turned readable), or kill it first; its exit code."""
-    if kill:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
-def _max_fd() -> int:
-    try:
-        return int(os.sysconf("SC_OPEN_MAX"))
-    except (ValueError, OSError):
-        return 65536
-
-
-def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the forked child
-    """Linux: SIGKILL this child when the parent dies (a SIGKILLed server leaves no writer)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 @asynccontextmanager

@@ -1,12 +1,30 @@
-"""Reading a zoo.cfg and ``dataDir/myid`` from disk: the thin IO shell around :mod:`trio_quorum.config`."""
+"""Reading a zoo.cfg, ``dataDir/myid`` and a ``dynamicConfigFile`` from disk:
+the thin IO shell around :mod:`trio_quorum.config`.
+
+Paths inside the file resolve as ZooKeeper resolves them: against the
+process's working directory (``new File(path)``), not the file's directory.
+"""
 
 from __future__ import annotations
 
 import os
 
-from ..config import ConfigError, ServerConfig, parse_config, parse_properties
+from ..config import ConfigError, ConfigProblem, ServerConfig, parse_config, parse_properties
 
 __all__ = ["load_config"]
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _last_value(text: str, name: str) -> tuple[int, str] | None:
+    found = None
+    for line, key, value in parse_properties(text):
+        if key in (name, "zookeeper." + name) and value:
+            found = (line, value)
+    return found
 
 
 def load_config(path: str | os.PathLike[str], *, cwd: str | None = None) -> tuple[ServerConfig, list[str]]:
@@ -14,25 +32,41 @@ def load_config(path: str | os.PathLike[str], *, cwd: str | None = None) -> tupl
     (default: the process's working directory, as ZooKeeper does).
 
     Raises:
-        ConfigError: unreadable file, or an invalid value (naming key and line).
+        ConfigError: unreadable file, or invalid values (every problem, naming key and line).
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = _read(os.fspath(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {os.fspath(path)}: {exc}") from None
     base = os.path.abspath(cwd or os.getcwd())
     myid_text = None
-    data_dir = None
-    for _line, key, value in parse_properties(text):
-        if key in ("dataDir", "zookeeper.dataDir") and value:
-            data_dir = os.path.join(base, value)
+    data_dir = _last_value(text, "dataDir")
     if data_dir is not None:
+        myid_path = os.path.join(base, data_dir[1], "myid")
         try:
-            with open(os.path.join(data_dir, "myid"), encoding="utf-8") as f:
-                myid_text = f.read()
+            myid_text = _read(myid_path)
         except FileNotFoundError:
-            myid_text = None
-        except OSError as exc:
-            raise ConfigError(f"cannot read {os.path.join(data_dir, 'myid')}: {exc}", key="myid") from None
-    return parse_config(text, cwd=base, myid_text=myid_text)
+            myid_text = None  # standalone needs none; parse_config says when one is needed
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {myid_path}: {exc}", key="myid") from None
+    dynamic_text = None
+    unreadable: tuple[int, str] | None = None
+    dynamic = _last_value(text, "dynamicConfigFile")
+    if dynamic is not None:
+        dynamic_path = os.path.normpath(os.path.join(base, dynamic[1]))
+        try:
+            dynamic_text = _read(dynamic_path)
+        except (OSError, UnicodeDecodeError) as exc:
+            unreadable = (dynamic[0], f"cannot read {dynamic_path}: {exc}")
+    try:
+        return parse_config(text, cwd=base, myid_text=myid_text, dynamic_text=dynamic_text)
+    except ConfigError as err:
+        if unreadable is None:
+            raise
+        # Say why the dynamic file was not read, in place of the parser's "was not read".
+        line, why = unreadable
+        problems = [
+            ConfigProblem(why, "dynamicConfigFile", line) if p.key == "dynamicConfigFile" and p.line == line else p
+            for p in err.problems
+        ]
+        raise ConfigError(problems=problems) from None
