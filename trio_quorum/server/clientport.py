@@ -31,7 +31,16 @@ from typing import Any
 
 import trio
 
-from actors import ONE_FOR_ONE, TEMPORARY, ActorNotRunning, ChildSpec, ChildStartFailed, Context, Supervisor, open_supervisor
+from actors import (
+    ONE_FOR_ONE,
+    TEMPORARY,
+    ActorNotRunning,
+    ChildSpec,
+    ChildStartFailed,
+    Context,
+    Supervisor,
+    open_supervisor,
+)
 
 from ..config import ServerConfig
 from ..protocol.consts import OpCode

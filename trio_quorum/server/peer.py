@@ -36,7 +36,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import platform
 import socket
