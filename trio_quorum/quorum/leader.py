@@ -92,6 +92,9 @@ class LeaderCore:
         last_zxid: this server's last logged zxid.
         history: the tail of this server's log (ascending, ending at
             ``last_zxid``): the committed-log window learners are diffed from.
+        history_base: the zxid just before ``history[0]`` if ``history`` holds
+            every txn after it (0 when it is the whole log), else None: a
+            learner below the window then gets a SNAP.
         tick_time / init_limit / sync_limit: ZooKeeper's knobs (ms, ticks, ticks).
         commit_log_count: how many committed proposals to keep for DIFFs.
     """
@@ -105,6 +108,7 @@ class LeaderCore:
         current_epoch: int,
         last_zxid: int,
         history: Sequence[p.Proposal] = (),
+        history_base: int | None = None,
         tick_time: int,
         init_limit: int,
         sync_limit: int,
@@ -136,6 +140,10 @@ class LeaderCore:
 
         self._committed: list[p.Proposal] = list(history[-commit_log_count:]) if commit_log_count else []
         self._committed_zxids = [x.zxid for x in self._committed]
+        if len(self._committed) < len(history):
+            history_base = history[-len(self._committed) - 1].zxid if self._committed else last_zxid
+        #: The zxid before the window's first txn, when nothing between is missing.
+        self._base = history_base
         self.last_committed = last_zxid
         self._outstanding: deque[p.Proposal] = deque()
         self.last_proposed = last_zxid
@@ -353,7 +361,9 @@ class LeaderCore:
     def _sync(self, h: LearnerHandler) -> None:
         assert self.epoch is not None
         in_flight: Sequence[p.Proposal] = () if h.observer else self._outstanding
-        plan = choose_sync(h.last_zxid, self._committed_zxids, self.last_committed, [x.zxid for x in in_flight])
+        plan = choose_sync(
+            h.last_zxid, self._committed_zxids, self.last_committed, [x.zxid for x in in_flight], self._base
+        )
         h.queue_sync(plan, self._committed, list(in_flight), make_zxid(self.epoch, 0))
 
     def _on_ack(self, h: LearnerHandler, zxid: int) -> None:
@@ -409,6 +419,8 @@ class LeaderCore:
         self._committed_zxids.extend(x.zxid for x in done)
         if len(self._committed) > 2 * self.commit_log_count:
             cut = len(self._committed) - self.commit_log_count
+            if self._base is not None:
+                self._base = self._committed_zxids[cut - 1]
             del self._committed[:cut]
             del self._committed_zxids[:cut]
         self.last_committed = done[-1].zxid

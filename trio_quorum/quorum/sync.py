@@ -13,8 +13,11 @@ The leader's history, as the function sees it:
 * ``in_flight``: zxids proposed but not committed, ascending, all > ``last``
   (ZooKeeper's ``outstandingProposals``; pass ``()`` for an observer, which
   only ever receives committed txns);
-* ``H = committed ++ in_flight``; ``bottom`` = ``committed[0]`` (or ``last``
-  when the window is empty): the oldest point the leader can replay from.
+* ``base``: the zxid just before ``committed[0]`` when the window holds every
+  txn after it (0 for a log complete from the start), else None (unknown);
+* ``H = committed ++ in_flight``; ``bottom`` = ``base`` when known, else
+  ``committed[0]`` (or ``last`` when the window is empty): the oldest point
+  the leader can replay from.
 
 The plan, by cases (``t`` = the largest zxid of H below ``L``):
 
@@ -87,6 +90,7 @@ def choose_sync(
     committed: Sequence[int],
     leader_last_zxid: int,
     in_flight: Sequence[int] = (),
+    base: int | None = None,
 ) -> SyncPlan:
     """Choose how to sync a learner whose last logged zxid is ``learner_last_zxid``.
 
@@ -95,6 +99,9 @@ def choose_sync(
         committed: the leader's committed-log window (zxids, ascending).
         leader_last_zxid: the leader's last committed zxid.
         in_flight: outstanding proposals (zxids, ascending, all > leader_last_zxid).
+        base: the zxid just before ``committed[0]`` if the window holds every
+            txn after it (ZooKeeper reads its on-disk log for this; we only
+            know it while the window was never trimmed), else None.
 
     Raises:
         ValueError: the inputs are not a history (unsorted, window not ending at
@@ -109,17 +116,21 @@ def choose_sync(
 
     if L == last:
         return SyncPlan(SyncMode.DIFF, last, nc, 0)
-    bottom = committed[0] if nc else last
+    if base is not None and base > (committed[0] if nc else last):
+        raise ValueError(f"base {zxid_hex(base)} is above the committed log")
+    bottom = base if base is not None else committed[0] if nc else last
     top = in_flight[-1] if nf else last
     if L < bottom or (L > top and is_epoch_start(L)):
         return SyncPlan(SyncMode.SNAP, last, nc, 0)
 
     if L < last:
-        # After the check above nc > 0 here: with an empty window bottom == last.
         i = bisect_right(committed, L)  # committed[i-1] <= L < committed[i]
-        if committed[i - 1] == L or is_epoch_start(L):
+        # i == 0 only when L >= base (the checks above), so base is known then.
+        prev = committed[i - 1] if i else base
+        assert prev is not None
+        if prev == L or is_epoch_start(L):
             return SyncPlan(SyncMode.DIFF, last, i, 0)
-        return SyncPlan(SyncMode.TRUNC, committed[i - 1], i, 0)
+        return SyncPlan(SyncMode.TRUNC, prev, i, 0)
 
     # L > last: compare with the proposals in flight.
     j = bisect_right(in_flight, L)  # in_flight[j-1] <= L < in_flight[j]
