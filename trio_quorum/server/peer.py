@@ -67,6 +67,7 @@ from .chain import Chain
 from .clientport import ClientPort
 from .connection import ClientConnection
 from .fourlw import VERSION, run_command
+from .quorumpeer import QuorumPeer
 from .roles import standalone_role
 from .state import PeerState
 
@@ -112,7 +113,8 @@ def _memstore_type() -> type:
 class Peer:
     """One peer: its state, its client port, and the role it runs (see the module docstring)."""
 
-    def __init__(self, config: ServerConfig, storage: Storage, *, tree: ActorTree | None = None) -> None:
+    def __init__(self, config: ServerConfig, storage: Storage, *, tree: ActorTree | None = None,
+                 network: Any = None) -> None:
         self.config = config
         #: The root's name: the first component of every actor path.
         self.name = f"peer-{config.my_id}"
@@ -126,6 +128,8 @@ class Peer:
         #: The chain of the role running now (None between roles).
         self.chain: Chain | None = None
         self.role: str | None = None
+        #: The ensemble's part (None when standalone): election, quorum links, the role loop.
+        self.quorum = QuorumPeer(self, network) if config.quorum is not None else None
         self._stop_reason: str | None = None
         self._stop_requested = trio.Event()
         self._failure: str | None = None
@@ -133,8 +137,10 @@ class Peer:
 
     @property
     def mode(self) -> str:
-        """``srvr``'s Mode: standalone (a replicated peer will say leader / follower / observer)."""
-        return "standalone"
+        """``srvr``'s Mode: standalone, or leader / follower / observer (``looking`` between roles)."""
+        if self.quorum is None:
+            return "standalone"
+        return self.quorum.mode
 
     # ------------------------------------------------------------ clocks (ServerView)
     def now_ms(self) -> int:
@@ -270,6 +276,8 @@ class Peer:
         if cfg.purge_interval_hours > 0 and not isinstance(self.storage, _memstore_type()):
             specs.append(ChildSpec("purge-timer", self._purge_timer, mailbox=0, shutdown=1.0))
         specs.append(ChildSpec("client-port", self.clients.run, mailbox=0, shutdown=10.0))
+        if self.quorum is not None:
+            specs += self.quorum.child_specs()
         return specs
 
     def _role_spec(self) -> ChildSpec:
@@ -334,11 +342,18 @@ class Peer:
                 max_restarts=3, max_seconds=5.0, auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
             ) as root:
                 self.root = root
-                await self._start_role(root)
-                log.info("serving %s on %s:%d (dataDir %s)", self.mode, self.config.client_port_address,
-                         self.port, self.config.data_dir)
-                task_status.started(self.port)
-                await self._stop_requested.wait()
+                if self.quorum is None:
+                    await self._start_role(root)
+                    log.info("serving %s on %s:%d (dataDir %s)", self.mode, self.config.client_port_address,
+                             self.port, self.config.data_dir)
+                    task_status.started(self.port)
+                    await self._stop_requested.wait()
+                else:
+                    task_status.started(self.port)
+                    async with trio.open_nursery() as loop:
+                        loop.start_soon(self.quorum.role_loop, root)
+                        await self._stop_requested.wait()
+                        loop.cancel_scope.cancel(reason=self._stop_reason or "stopped")
                 reason = self._stop_reason or "stopped"
                 # Graceful, in reverse start order, each child told why.  (Leaving
                 # the block would do the same, but with a generic reason.)

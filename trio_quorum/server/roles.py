@@ -85,14 +85,24 @@ def standalone_role(state: PeerState, clients: ClientPort,
 
 async def run_chain_role(ctx: Context, chain: Chain, children: list[ChildSpec], clients: ClientPort,
                          on_chain: Callable[[Chain | None], None] | None,
-                         task_status: trio.TaskStatus[Chain]) -> None:
-    """Run a role's subtree around ``chain``; on leaving: drain the chain, close the clients."""
+                         task_status: trio.TaskStatus[Chain], *, serve_now: bool = True) -> None:
+    """Run a role's subtree around ``chain``; on leaving: drain the chain, close the clients.
+
+    With ``serve_now`` False the chain runs but clients are routed to it only
+    when the role calls ``clients.attach_chain(chain)`` (a replicated role
+    serves once synced with its leader).
+
+    Raises:
+      RoleFailed: a significant actor of the role (a stage, the ZAB driver)
+        crashed; a clean exit of one (leader lost) is a normal return.
+    """
     reason = "role ended"
     try:
         async with open_supervisor(ctx, strategy=ONE_FOR_ONE, children=children, max_restarts=3,
                                    max_seconds=5.0, auto_shutdown=AutoShutdown.ANY_SIGNIFICANT) as sup:
             chain.attach(sup)
-            clients.attach_chain(chain)
+            if serve_now:
+                clients.attach_chain(chain)
             if on_chain is not None:
                 on_chain(chain)
             task_status.started(chain)
@@ -109,7 +119,8 @@ async def run_chain_role(ctx: Context, chain: Chain, children: list[ChildSpec], 
         cause = sup.auto_shutdown_cause
         if cause is not None:
             reason = f"{cause.path} {cause.reason}"
-            raise RoleFailed(reason) from cause.exc
+            if cause.crashed:
+                raise RoleFailed(reason) from cause.exc
     finally:
         chain.detach()
         clients.detach_chain(chain)

@@ -101,6 +101,23 @@ class PeerState:
             log.info("restored %d znodes, %d sessions, last zxid 0x%x", self.tree.node_count(), len(sessions), last)
         return max(last, self.tree.last_processed_zxid)
 
+    async def reload(self) -> int:
+        """Rebuild the tree from storage (after a TRUNC dropped logged txns it had applied)."""
+        self.replace_tree(DataTree(), {})
+        return await self.restore()
+
+    def replace_tree(self, tree: DataTree, sessions: dict[int, int]) -> None:
+        """Serve from ``tree`` from now on (a SNAP from the leader, or a reload).
+
+        Only between roles' serving phases: no chain is answering from the old
+        tree (a learner installs before UPTODATE).  Watches of the old tree are
+        dropped: its clients were closed when the role changed.
+        """
+        tree.watch_acl_filter = _watcher_may_read
+        self.tree = tree
+        self.final = Final(tree, who_am_i=self.auth.who_am_i)
+        self.tracker.restore(sessions, self.now_ms())
+
     # ------------------------------------------------------------ the tree
     @property
     def last_zxid(self) -> int:
