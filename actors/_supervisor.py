@@ -180,6 +180,7 @@ class Supervisor:
           ChildStartFailed: it crashed before calling ``task_status.started()``.
           SupervisorError: the supervisor is shutting down.
         """
+        self._refuse_if_closing(dynamic=True)  # fail fast, not after the shutdown's graces
         async with self._lock:
             child = self._add(spec, dynamic=True)
             try:
@@ -232,11 +233,14 @@ class Supervisor:
 
     # -- starting -----------------------------------------------------------
 
-    def _add(self, spec: ChildSpec, dynamic: bool) -> _Child:
+    def _refuse_if_closing(self, dynamic: bool) -> None:
         # Static children still start while an auto shutdown is pending (as
         # OTP's init finishes before the exit is handled); dynamic ones do not.
         if self._closing or (dynamic and self._auto_cause is not None):
             raise SupervisorError(f"supervisor {self.path!r} is shutting down")
+
+    def _add(self, spec: ChildSpec, dynamic: bool) -> _Child:
+        self._refuse_if_closing(dynamic)
         if spec.id in self._children:
             raise ValueError(f"supervisor {self.path!r} already has a child {spec.id!r}")
         self._check_spec(spec)
