@@ -108,7 +108,6 @@ __all__ = [
     "SupervisorError",
     "SupervisorGaveUp",
     "SupervisorStatistics",
-    "__version__",
     "auto_shutdown_due",
     "needs_restart",
     "open_supervisor",

@@ -493,8 +493,8 @@ class Supervisor:
     async def _handle_exit(self, child: _Child, exc: BaseException | None) -> None:
         pending: tuple[_Child, BaseException | None] | None = (child, exc)
         for _ in range(10_000):  # bounded: each round counts a restart, intensity ends it
-            if pending is None:
-                return
+            if pending is None or self._auto_cause is not None:
+                return  # done, or an auto shutdown is due: it stops everything anyway
             child, exc = pending
             pending = None
             decision = self._planner.decide(
@@ -517,6 +517,8 @@ class Supervisor:
                     self._forget(forgotten)
             for cid in decision.start:
                 target = self._children.get(cid)
+                if self._auto_cause is not None:
+                    return  # a significant child ended meanwhile: restart nothing more
                 if target is None or target.ctx is not None:
                     continue
                 target.restarts += 1

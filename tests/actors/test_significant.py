@@ -424,3 +424,37 @@ async def test_no_dynamic_child_starts_once_an_auto_shutdown_is_due(autojump_clo
                 await sup.start_child(ChildSpec("late", echo))
             await block_forever()
     assert "root/late" not in {e.path for e in rec.events}
+
+
+async def test_a_restart_under_way_is_abandoned_once_an_auto_shutdown_is_due(autojump_clock):
+    """The shutdown that was due first wins: a restart failing afterwards cannot make it give up."""
+    tree = ActorTree()
+    gate = trio.Event()
+
+    async def flaky(ctx, inbox, *, task_status):
+        if ctx.incarnation > 0:
+            await gate.wait()
+            raise RuntimeError("restart failed")
+        task_status.started()
+        async for _ in inbox:
+            pass
+
+    with EventRecorder(tree) as rec:
+        specs = [sig("s"), ChildSpec("a", echo), ChildSpec("b", flaky)]
+        async with open_supervisor(
+            "root",
+            tree=tree,
+            children=specs,
+            strategy=Strategy.REST_FOR_ONE,
+            max_restarts=1,
+            auto_shutdown=ANY,
+        ) as sup:
+            await tree.ref("root/a").send("crash")  # restart 1 of 1: a, then b (held at the gate)
+            await seen(rec, is_(ActorStarting, "root/b"), 2)
+            await tree.ref("root/s").send("quit")
+            await seen(rec, is_(SupervisorAutoShutdown, "root"))
+            gate.set()  # b's restart fails: would be restart 2 of 1, a give-up
+            await block_forever()
+    assert sup.auto_shutdown_cause.path == "root/s"
+    assert rec.of_type(ActorGaveUp) == []
+    assert tree.paths() == []
