@@ -136,3 +136,17 @@ async def test_stubborn_dynamic_children_share_one_grace(autojump_clock):
             )
         t0 = trio.current_time()
     assert trio.current_time() - t0 == pytest.approx(4)
+
+
+def test_packaging_version_typed_marker_and_constant_aliases():
+    import pathlib
+    import re
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", actors.__version__)
+    assert (pathlib.Path(actors.__file__).parent / "py.typed").is_file()
+    # One spelling (the enum member); the bare names left are the very same objects.
+    assert actors.TEMPORARY is actors.Restart.TEMPORARY
+    assert actors.ONE_FOR_ONE is actors.Strategy.ONE_FOR_ONE
+    assert actors.ONE_FOR_ALL is actors.Strategy.ONE_FOR_ALL
+    assert actors.REST_FOR_ONE is actors.Strategy.REST_FOR_ONE
+    assert not hasattr(actors, "PERMANENT") and not hasattr(actors, "TRANSIENT")
