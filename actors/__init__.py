@@ -7,8 +7,24 @@ order (ask, grace, cancel with a reason) and publishes every lifecycle step as
 a typed event.  This package knows nothing of any particular service.
 
 See ``docs/actors.md``.  Test helpers live in :mod:`actors.testing`.
+
+Constants have one spelling, the enum member: ``Restart.TEMPORARY``,
+``Strategy.ONE_FOR_ALL``, ``AutoShutdown.ANY_SIGNIFICANT``.  The bare names
+``TEMPORARY``, ``ONE_FOR_ONE``, ``ONE_FOR_ALL`` and ``REST_FOR_ONE`` are kept
+as plain aliases of those members only because existing callers import them.
 """
 
+#: The version of the actors library (its own, not the distribution's).
+__version__ = "0.2.0"
+
+from ._context import (
+    ActorFn,
+    ActorTree,
+    ChildSpec,
+    Context,
+    ParentSupervisor,
+    SupervisorStatistics,
+)
 from ._errors import (
     ActorError,
     ActorNotRunning,
@@ -30,22 +46,23 @@ from ._events import (
     EventBus,
     LifecycleEvent,
     Subscription,
+    SupervisorAutoShutdown,
 )
+from ._exits import ChildExit
 from ._mailbox import LATEST, ActorRef, Call
-from ._strategy import Decision, Restart, RestartPlanner, Strategy, needs_restart
-from ._supervisor import (
-    ActorFn,
-    ActorTree,
-    ChildSpec,
-    Context,
-    Supervisor,
-    SupervisorStatistics,
-    open_supervisor,
-    supervisor_spec,
+from ._open import open_supervisor, supervisor_spec
+from ._strategy import (
+    AutoShutdown,
+    Decision,
+    Restart,
+    RestartPlanner,
+    Strategy,
+    auto_shutdown_due,
+    needs_restart,
 )
+from ._supervisor import Supervisor
 
-PERMANENT = Restart.PERMANENT
-TRANSIENT = Restart.TRANSIENT
+# Aliases (see the module docstring): same objects as the enum members.
 TEMPORARY = Restart.TEMPORARY
 ONE_FOR_ONE = Strategy.ONE_FOR_ONE
 ONE_FOR_ALL = Strategy.ONE_FOR_ALL
@@ -55,10 +72,8 @@ __all__ = [
     "LATEST",
     "ONE_FOR_ALL",
     "ONE_FOR_ONE",
-    "PERMANENT",
     "REST_FOR_ONE",
     "TEMPORARY",
-    "TRANSIENT",
     "ActorCancelled",
     "ActorCrashed",
     "ActorError",
@@ -72,8 +87,10 @@ __all__ = [
     "ActorStopped",
     "ActorStopping",
     "ActorTree",
+    "AutoShutdown",
     "Call",
     "CallTimeout",
+    "ChildExit",
     "ChildSpec",
     "ChildStartFailed",
     "Context",
@@ -81,14 +98,17 @@ __all__ = [
     "EventBus",
     "LifecycleEvent",
     "MessageReplaced",
+    "ParentSupervisor",
     "Restart",
     "RestartPlanner",
     "Strategy",
     "Subscription",
     "Supervisor",
+    "SupervisorAutoShutdown",
     "SupervisorError",
     "SupervisorGaveUp",
     "SupervisorStatistics",
+    "auto_shutdown_due",
     "needs_restart",
     "open_supervisor",
     "supervisor_spec",

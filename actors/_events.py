@@ -10,7 +10,9 @@ Per incarnation of an actor the sequence is::
     (then ActorRestarted after the next incarnation's ActorStarted, if restarted)
 
 ``ActorStopped`` is emitted exactly once per ``ActorStarting`` and always says
-why.  A supervisor that exceeds its restart intensity emits ``ActorGaveUp``.
+why.  A supervisor that exceeds its restart intensity emits ``ActorGaveUp``;
+one that shuts itself down because a significant child ended emits
+``SupervisorAutoShutdown`` (before it stops its other children).
 
 Delivery never blocks the actors: :meth:`EventBus.publish` is synchronous and
 appends to a bounded buffer per subscriber; a full buffer drops the event and
@@ -39,6 +41,7 @@ __all__ = [
     "EventBus",
     "LifecycleEvent",
     "Subscription",
+    "SupervisorAutoShutdown",
 ]
 
 
@@ -114,6 +117,18 @@ class ActorGaveUp(LifecycleEvent):
     max_restarts: int
     max_seconds: float
     cause: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorAutoShutdown(LifecycleEvent):
+    """The supervisor at ``path`` shuts itself down: significant child ``child`` (a path) ended.
+
+    ``reason`` is the reason its other children are stopped with
+    (``"auto_shutdown: significant child 'root/x' exited (returned)"``).
+    """
+
+    child: str
+    reason: str
 
 
 class Subscription:

@@ -23,6 +23,12 @@ Rules (OTP's ``supervisor`` module):
   ``max_seconds`` window, the window being ``(now - max_seconds, now]``.  One
   more and it gives up: it stops every child and fails, and its parent decides.
 
+Automatic shutdown (OTP's ``auto_shutdown`` flag, with ``significant`` children):
+a child that exits on its own and is not restarted (any exit of a temporary
+child, a normal exit of a transient one) may end its supervisor.
+:func:`auto_shutdown_due` says whether it does; significant children are
+never permanent (a permanent child is always restarted, so it never "ends").
+
 Invariants of :meth:`RestartPlanner.decide`: the exited child is never in
 ``stop``; ``start`` and ``forget`` are disjoint; a temporary child is never in
 ``start``; when ``give_up`` is true, ``start`` and ``stop`` are empty (the
@@ -38,7 +44,15 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Decision", "Restart", "RestartPlanner", "Strategy", "needs_restart"]
+__all__ = [
+    "AutoShutdown",
+    "Decision",
+    "Restart",
+    "RestartPlanner",
+    "Strategy",
+    "auto_shutdown_due",
+    "needs_restart",
+]
 
 
 class Restart(enum.Enum):
@@ -58,6 +72,17 @@ class Strategy(enum.Enum):
     ONE_FOR_ONE = "one_for_one"
     ONE_FOR_ALL = "one_for_all"
     REST_FOR_ONE = "rest_for_one"
+
+
+class AutoShutdown(enum.Enum):
+    """When a supervisor shuts itself down after significant children exit (OTP's ``auto_shutdown``)."""
+
+    #: Never (the default); significant children are then rejected.
+    NEVER = "never"
+    #: As soon as one significant child exits on its own and is not restarted.
+    ANY_SIGNIFICANT = "any_significant"
+    #: When the last significant child exits on its own and is not restarted.
+    ALL_SIGNIFICANT = "all_significant"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +107,19 @@ class Decision:
 def needs_restart(restart: Restart, abnormal: bool) -> bool:
     """Whether a child with this restart type is restarted after this kind of exit."""
     return restart is Restart.PERMANENT or (abnormal and restart is Restart.TRANSIENT)
+
+
+def auto_shutdown_due(policy: AutoShutdown, significant_left: int) -> bool:
+    """Whether a supervisor shuts down after a significant child ended for good.
+
+    Args:
+      policy: the supervisor's ``auto_shutdown``.
+      significant_left: significant children the supervisor still has, the one
+        that ended excluded (a child waiting for its restart still counts).
+    """
+    if policy is AutoShutdown.ANY_SIGNIFICANT:
+        return True
+    return policy is AutoShutdown.ALL_SIGNIFICANT and significant_left == 0
 
 
 class RestartPlanner:

@@ -2,10 +2,11 @@
 
 Shape
 -----
-``open_supervisor`` is an ``async with`` block around a trio nursery.  Inside it
-run one task per child incarnation (named by the child's path) plus one control
-task.  The block's body runs in the nursery's scope, so the body can start and
-stop dynamic children and is cancelled if the supervisor gives up.
+A ``Supervisor`` runs inside the nursery of an ``open_supervisor`` block
+(``_open.py``): one task per child incarnation (named by the child's path)
+plus one control task.  The block's body runs in the nursery's scope, so the
+body can start and stop dynamic children and is cancelled if the supervisor
+gives up or shuts itself down.
 
 Invariants
 ----------
@@ -15,10 +16,11 @@ Invariants
   never waits).  Only ``Cancelled`` coming from *outside* the child's own
   scope propagates, because then the whole subtree is being cancelled.
 * Every change to the set of running children (start, stop, restart, give up,
-  shutdown) happens under ``_lock``, one at a time, so a restart decision is
-  taken and executed against a stable child list.  Exits that need no restart
-  (temporary children, transient ones exiting normally) take a lock-free fast
-  path so thousands of short-lived children cost one dict insert and one pop.
+  shutdown, auto shutdown) happens under ``_lock``, one at a time, so a restart
+  decision is taken and executed against a stable child list.  Exits that need
+  no restart (temporary children, transient ones exiting normally) take a
+  lock-free fast path so thousands of short-lived children cost one dict
+  insert and one pop.
 * The restart decision itself is ``_strategy.RestartPlanner``: pure, no trio.
 * Children start in order, each awaited until it calls
   ``task_status.started()``; they stop in reverse order.  Stopping = ask (close
@@ -26,24 +28,26 @@ Invariants
   scope with a reason.  Dynamic children are asked together and waited for
   against one shared deadline, so a thousand connections stop in one grace
   period, not a thousand.
+* An exit is *requested* when the supervisor asked the child to stop before it
+  ended (``ctx._stop_reason`` is set first, always under the lock or on the
+  way to shutdown).  Only an exit that is not requested, not restarted and not
+  during the supervisor's own shutdown can trigger auto_shutdown; the decision
+  (and ``auto_shutdown_cause``) is taken synchronously when the child ends, the
+  stopping is done by the control task under the lock.
 * A hard cancel from outside (the enclosing scope is cancelled) is not graceful:
   every actor in the subtree sees ``Cancelled`` at once, records who cancelled
   and why, and stops; children still finish before their parents.
-* The body's own exception is re-raised unwrapped; several errors become one
-  ``SupervisorError`` with the group as ``__cause__``; a supervisor that gives up
-  raises ``SupervisorGaveUp`` with the last crash as ``__cause__``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any
 
 import trio
 
+from ._context import ActorTree, ChildSpec, Context, SupervisorStatistics
 from ._errors import (
     ActorError,
     ActorNotRunning,
@@ -60,199 +64,13 @@ from ._events import (
     ActorStarting,
     ActorStopped,
     ActorStopping,
-    EventBus,
+    SupervisorAutoShutdown,
 )
-from ._mailbox import _DEAD, LATEST, ActorRef, _Sender, fail_pending, open_mailbox
-from ._strategy import Restart, RestartPlanner, Strategy, needs_restart
+from ._exits import ChildExit, cancel_info, leaves, only_cancelled
+from ._mailbox import _DEAD, ActorRef, fail_pending, open_mailbox
+from ._strategy import AutoShutdown, RestartPlanner, Strategy, auto_shutdown_due, needs_restart
 
-__all__ = [
-    "ActorFn",
-    "ActorTree",
-    "ChildSpec",
-    "Context",
-    "Supervisor",
-    "SupervisorStatistics",
-    "open_supervisor",
-    "supervisor_spec",
-]
-
-
-class ActorFn(Protocol):
-    """An actor: ``async def run(ctx, inbox, *, task_status)``.
-
-    It must call ``task_status.started(value=None)`` once it is ready to serve,
-    then usually loops ``async for msg in inbox``; the loop ends when the
-    supervisor asks it to stop (the inbox is closed), and returning then is a
-    clean stop.
-    """
-
-    def __call__(
-        self,
-        ctx: Context,
-        inbox: trio.abc.ReceiveChannel[Any],
-        /,
-        *,
-        task_status: trio.TaskStatus[Any],
-    ) -> Awaitable[None]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ChildSpec:
-    """How to run one child (OTP's child specification, as data).
-
-    Attributes:
-      id: unique among its siblings; the last component of the child's path (no ``/``).
-      start: the actor function.
-      restart: PERMANENT (default), TRANSIENT or TEMPORARY.
-      shutdown: grace in seconds between the stop request and the cancel
-        (``math.inf`` for a child that is itself a supervisor: it stops its own
-        children first).
-      mailbox: inbox capacity (FIFO, backpressure when full; 0 is a rendezvous),
-        or ``LATEST`` for a one-slot latest-value mailbox.
-    """
-
-    id: str
-    start: ActorFn
-    restart: Restart = Restart.PERMANENT
-    shutdown: float = 5.0
-    mailbox: int | str = 64
-
-    def __post_init__(self) -> None:
-        if not self.id or "/" in self.id:
-            raise ValueError(f"child id must be non-empty and contain no '/': {self.id!r}")
-        if not self.shutdown >= 0:
-            raise ValueError(f"shutdown grace must be >= 0, not {self.shutdown!r}")
-        if self.mailbox != LATEST and (
-            not isinstance(self.mailbox, int) or isinstance(self.mailbox, bool) or self.mailbox < 0
-        ):
-            raise ValueError(f"mailbox must be a size >= 0 or LATEST, not {self.mailbox!r}")
-
-
-class ActorTree:
-    """What all supervisors of one tree share: the event bus and a registry of live actors.
-
-    Create one up front to subscribe before anything starts, and pass it to the
-    root ``open_supervisor(..., tree=tree)``.
-    """
-
-    __slots__ = ("events", "_actors")
-
-    def __init__(self, events: EventBus | None = None) -> None:
-        #: Lifecycle events of every actor in the tree.
-        self.events = events if events is not None else EventBus()
-        self._actors: dict[str, Context] = {}
-
-    def lookup(self, path: str) -> Context:
-        """The context of the running actor at ``path``.
-
-        Raises:
-          ActorNotRunning: nothing runs at ``path``.
-        """
-        try:
-            return self._actors[path]
-        except KeyError:
-            raise ActorNotRunning(path) from None
-
-    def ref(self, path: str) -> ActorRef[Any]:
-        """A reference to the actor running at ``path`` (see :meth:`lookup`)."""
-        return self.lookup(path).ref
-
-    def paths(self) -> list[str]:
-        """Paths of all running actors (children of supervisors; roots are not actors)."""
-        return list(self._actors)
-
-
-class Context:
-    """What an actor incarnation knows about itself; passed as ``ctx``.
-
-    Attributes:
-      id: the child id.  path: its path in the tree.  ref: a reference to itself.
-      supervisor: its parent.  tree: the tree (event bus, registry).
-      incarnation: 0 for the first start, +1 per restart.
-    """
-
-    __slots__ = (
-        "id",
-        "path",
-        "ref",
-        "supervisor",
-        "tree",
-        "incarnation",
-        "value",
-        "_scope",
-        "_send",
-        "_recv",
-        "_stop_reason",
-        "_stop_event",
-        "_started",
-        "_finished",
-        "_done_event",
-        "_injected",
-        "_cancel_by",
-    )
-
-    def __init__(
-        self,
-        child: _Child,
-        supervisor: Supervisor,
-        send: _Sender,
-        recv: trio.abc.ReceiveChannel[Any],
-        incarnation: int,
-    ) -> None:
-        self.id = child.spec.id
-        self.path = child.path
-        self.ref = child.ref
-        self.supervisor = supervisor
-        self.tree = supervisor.tree
-        self.incarnation = incarnation
-        #: The value passed to ``task_status.started()``.
-        self.value: Any = None
-        self._scope = trio.CancelScope()
-        self._send = send
-        self._recv = recv
-        self._stop_reason: str | None = None
-        self._stop_event: trio.Event | None = None
-        self._started = False
-        self._finished = False
-        self._done_event: trio.Event | None = None
-        self._injected: BaseException | None = None
-        self._cancel_by: str | None = None
-
-    @property
-    def stop_requested(self) -> bool:
-        """True once the supervisor asked this actor to stop."""
-        return self._stop_reason is not None
-
-    async def wait_stop_requested(self) -> None:
-        """Wait until the supervisor asks this actor to stop (for actors that do not read the inbox)."""
-        if self._stop_reason is None:
-            if self._stop_event is None:
-                self._stop_event = trio.Event()
-            await self._stop_event.wait()
-        else:
-            await trio.lowlevel.checkpoint()
-
-    def _request_stop(self, reason: str) -> None:
-        self._stop_reason = reason
-        if self._stop_event is not None:
-            self._stop_event.set()
-        self._send.close()
-
-    async def _wait_finished(self) -> None:
-        if not self._finished:
-            if self._done_event is None:
-                self._done_event = trio.Event()
-            await self._done_event.wait()
-
-    def _cancel(self, by: str, reason: str, injected: BaseException | None = None) -> None:
-        if self._cancel_by is None:
-            self._cancel_by = by
-        if injected is not None and self._injected is None:
-            self._injected = injected
-        self._scope.cancel(reason=reason)
-
-    def __repr__(self) -> str:
-        return f"<Context {self.path} #{self.incarnation}>"
+__all__ = ["Supervisor"]
 
 
 class _Child:
@@ -267,6 +85,11 @@ class _Child:
         self.ctx: Context | None = None  # the running incarnation
         self.restarts = 0
         self.dynamic = dynamic
+
+
+#: What a child's wrapper tells the control task: (child, incarnation, crash or
+#: None for a normal exit), or None when an auto shutdown is due.
+_Exit = tuple[_Child, Context, BaseException | None] | None
 
 
 class _Status(trio.TaskStatus[Any]):
@@ -290,47 +113,6 @@ class _Status(trio.TaskStatus[Any]):
         self._inner.started(value)
 
 
-@dataclass(frozen=True, slots=True)
-class SupervisorStatistics:
-    """A snapshot of a supervisor (trio's ``statistics()`` convention)."""
-
-    path: str
-    children: int
-    running: int
-    restarts_in_window: int
-    child_ids: tuple[str, ...] = field(default=())
-
-
-def _cancel_info(exc: BaseException) -> tuple[str | None, str | None, str]:
-    if isinstance(exc, BaseExceptionGroup):
-        exc = _leaves(exc)[0]
-    return (
-        getattr(exc, "source_task", None),
-        getattr(exc, "reason", None),
-        str(getattr(exc, "source", "unknown")),
-    )
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(reversed(exc.exceptions))
-        else:
-            out.append(exc)
-    return out
-
-
-def _only_cancelled(exc: BaseException) -> bool:
-    if isinstance(exc, trio.Cancelled):
-        return True
-    return isinstance(exc, BaseExceptionGroup) and all(
-        isinstance(e, trio.Cancelled) for e in _leaves(exc)
-    )
-
-
 class Supervisor:
     """A running supervisor; obtain one from :func:`open_supervisor`.
 
@@ -338,6 +120,7 @@ class Supervisor:
       path: its path (the root's name, or the path of the actor that opened it).
       tree: the tree it belongs to.
       strategy: its restart strategy.
+      auto_shutdown: when significant children's exits shut it down.
     """
 
     def __init__(
@@ -347,19 +130,41 @@ class Supervisor:
         strategy: Strategy,
         max_restarts: int,
         max_seconds: float,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
     ) -> None:
         self.path = path
         self.tree = tree
         self.strategy = strategy
+        self.auto_shutdown = auto_shutdown
         self._planner = RestartPlanner(strategy, max_restarts, max_seconds)
         self._children: dict[str, _Child] = {}
         self._lock = trio.Lock()
-        self._exits_send, self._exits_recv = trio.open_memory_channel[
-            tuple[_Child, Context, BaseException | None]
-        ](math.inf)
+        self._exits_send, self._exits_recv = trio.open_memory_channel[_Exit](math.inf)
         self._nursery: trio.Nursery | None = None
         self._closing = False
         self._gave_up: SupervisorGaveUp | None = None
+        self._auto_cause: ChildExit | None = None
+        self._auto_reason: str | None = None
+        self._auto_done = False  # the auto shutdown (not the block's end) stopped the children
+
+    @property
+    def auto_shutdown_cause(self) -> ChildExit | None:
+        """The significant child's exit that made this supervisor shut itself down, if one did.
+
+        Set as soon as the exit is seen, before the other children are stopped
+        (from then on no dynamic child can be started and no restart is
+        done); then the children are stopped in reverse start order, the body
+        is cancelled and the ``open_supervisor`` block ends without error.
+        Never set by a requested stop, nor once the supervisor is already
+        shutting down or giving up.  (If the body happens to end first, the
+        block's own shutdown stops the children, but the cause stays recorded.)
+        """
+        return self._auto_cause
+
+    @property
+    def auto_shutdown_reason(self) -> str | None:
+        """The reason the other children were stopped with, if an auto shutdown happened."""
+        return self._auto_reason
 
     # -- public API ---------------------------------------------------------
 
@@ -370,10 +175,12 @@ class Supervisor:
           a reference to it (valid across its restarts).
 
         Raises:
-          ValueError: a child with this id exists.
+          ValueError: a child with this id exists, or it is significant and
+            this supervisor's ``auto_shutdown`` is ``NEVER``.
           ChildStartFailed: it crashed before calling ``task_status.started()``.
           SupervisorError: the supervisor is shutting down.
         """
+        self._refuse_if_closing(dynamic=True)  # fail fast, not after the shutdown's graces
         async with self._lock:
             child = self._add(spec, dynamic=True)
             try:
@@ -426,14 +233,28 @@ class Supervisor:
 
     # -- starting -----------------------------------------------------------
 
-    def _add(self, spec: ChildSpec, dynamic: bool) -> _Child:
-        if self._closing:
+    def _refuse_if_closing(self, dynamic: bool) -> None:
+        # Static children still start while an auto shutdown is pending (as
+        # OTP's init finishes before the exit is handled); dynamic ones do not.
+        if self._closing or (dynamic and self._auto_cause is not None):
             raise SupervisorError(f"supervisor {self.path!r} is shutting down")
+
+    def _add(self, spec: ChildSpec, dynamic: bool) -> _Child:
+        self._refuse_if_closing(dynamic)
         if spec.id in self._children:
             raise ValueError(f"supervisor {self.path!r} already has a child {spec.id!r}")
+        self._check_spec(spec)
         child = _Child(spec, f"{self.path}/{spec.id}", dynamic)
         self._children[spec.id] = child
         return child
+
+    def _check_spec(self, spec: ChildSpec) -> None:
+        """Raise ``ValueError`` if ``spec`` cannot be a child here (significant under ``NEVER``)."""
+        if spec.significant and self.auto_shutdown is AutoShutdown.NEVER:
+            raise ValueError(
+                f"child {spec.id!r} is significant but supervisor {self.path!r} has"
+                " auto_shutdown=NEVER (as in OTP, the combination is rejected)"
+            )
 
     def _forget(self, child: _Child) -> None:
         if self._children.get(child.spec.id) is child:
@@ -443,7 +264,7 @@ class Supervisor:
         assert self._nursery is not None
         send, recv = open_mailbox(child.path, child.spec.mailbox)
         incarnation = child.restarts
-        ctx = Context(child, self, send, recv, incarnation)
+        ctx = Context(child.spec.id, child.path, child.ref, self, send, recv, incarnation)
         child.ctx = ctx
         child.ref._send = send
         self.tree._actors[child.path] = ctx
@@ -486,14 +307,14 @@ class Supervisor:
                 try:
                     await child.spec.start(ctx, ctx._recv, task_status=_Status(ctx, task_status))
                 except BaseException as exc:
-                    if _only_cancelled(exc):
+                    if only_cancelled(exc):
                         cancel = exc
                     raise
         except BaseException as exc:
-            if _only_cancelled(exc) or not isinstance(exc, Exception):
+            if only_cancelled(exc) or not isinstance(exc, Exception):
                 # Cancelled from outside our scope (the subtree is being torn
                 # down), or KeyboardInterrupt & co: record, then let it propagate.
-                self._finish(child, ctx, None if _only_cancelled(exc) else exc, cancel or exc)
+                self._finish(child, ctx, None if only_cancelled(exc) else exc, cancel or exc)
                 raise
             crash = exc
         if crash is None and ctx._injected is not None:
@@ -512,9 +333,11 @@ class Supervisor:
             if child.ctx is ctx:
                 child.ctx = None
                 self._forget(child)
+                if child.spec.significant:
+                    self._significant_ended(ctx, reason, crash, cancel is not None)
             return
         if crash is None and cancel is not None:
-            by, why, _ = _cancel_info(cancel)
+            by, why, _ = cancel_info(cancel)
             crash = ActorError(f"actor {ctx.path!r} was cancelled by {ctx._cancel_by or by}: {why}")
         try:
             self._exits_send.send_nowait((child, ctx, crash if abnormal else None))
@@ -538,7 +361,7 @@ class Supervisor:
         if crash is not None:
             reason = f"crashed: {crash!r}"
         elif cancel is not None:
-            by, why, source = _cancel_info(cancel)
+            by, why, source = cancel_info(cancel)
             by = ctx._cancel_by or by
             reason = f"cancelled by {by}: {why or source}"
         elif ctx._stop_reason is not None:
@@ -551,7 +374,7 @@ class Supervisor:
             if crash is not None:
                 bus.publish(ActorCrashed(ctx.path, now, crash))
             elif cancel is not None:
-                by, why, source = _cancel_info(cancel)
+                by, why, source = cancel_info(cancel)
                 bus.publish(ActorCancelled(ctx.path, now, ctx._cancel_by or by, why, source))
             bus.publish(ActorStopped(ctx.path, now, reason))
         if ctx._done_event is not None:
@@ -611,12 +434,56 @@ class Supervisor:
             self._children.clear()
             self._exits_send.close()
 
+    # -- auto shutdown (significant children) -------------------------------
+
+    def _significant_ended(
+        self, ctx: Context, reason: str, crash: BaseException | None, cancelled: bool
+    ) -> None:
+        """A significant child ended on its own and was forgotten: shut down if the policy says so.
+
+        Synchronous, so the cause is recorded (and the event published) at
+        the moment of the exit; the stopping itself is queued to the control
+        task, which needs the lock.
+        """
+        if self._closing or self._auto_cause is not None:
+            return  # already shutting down, giving up, or auto shutting down
+        left = sum(1 for c in self._children.values() if c.spec.significant)
+        if not auto_shutdown_due(self.auto_shutdown, left):
+            return
+        now = trio.current_time()
+        self._auto_cause = ChildExit(ctx.id, ctx.path, now, reason, crash, cancelled, False)
+        why = f"auto_shutdown: significant child {ctx.path!r} exited ({reason})"
+        if self.auto_shutdown is AutoShutdown.ALL_SIGNIFICANT:
+            why += "; no significant child left"
+        self._auto_reason = why
+        bus = self.tree.events
+        if bus.active:
+            bus.publish(SupervisorAutoShutdown(self.path, now, ctx.path, why))
+        # Not closed: _closing is set only under the lock, after this check.
+        self._exits_send.send_nowait(None)
+
+    async def _auto_shut_down(self, reason: str) -> None:
+        """Stop the other children in reverse start order, then end the block (under the lock)."""
+        self._closing = True
+        self._auto_done = True
+        await self._stop_all(reason)
+        self._children.clear()
+        self._exits_send.close()
+        self.cancel(reason)
+
     # -- restarting ---------------------------------------------------------
 
     async def _control_loop(self) -> None:
-        async for child, ctx, exc in self._exits_recv:
+        async for item in self._exits_recv:
             async with self._lock:
-                if self._closing or self._children.get(child.spec.id) is not child:
+                if item is None:  # an auto shutdown is due
+                    if not self._closing and self._auto_reason is not None:
+                        await self._auto_shut_down(self._auto_reason)
+                    continue
+                child, ctx, exc = item
+                if self._closing or self._auto_cause is not None:
+                    continue  # everything stops anyway: restart nothing
+                if self._children.get(child.spec.id) is not child:
                     continue
                 if child.ctx is not ctx:
                     continue  # stale: this incarnation was already stopped or replaced
@@ -626,8 +493,8 @@ class Supervisor:
     async def _handle_exit(self, child: _Child, exc: BaseException | None) -> None:
         pending: tuple[_Child, BaseException | None] | None = (child, exc)
         for _ in range(10_000):  # bounded: each round counts a restart, intensity ends it
-            if pending is None:
-                return
+            if pending is None or self._auto_cause is not None:
+                return  # done, or an auto shutdown is due: it stops everything anyway
             child, exc = pending
             pending = None
             decision = self._planner.decide(
@@ -650,6 +517,8 @@ class Supervisor:
                     self._forget(forgotten)
             for cid in decision.start:
                 target = self._children.get(cid)
+                if self._auto_cause is not None:
+                    return  # a significant child ended meanwhile: restart nothing more
                 if target is None or target.ctx is not None:
                     continue
                 target.restarts += 1
@@ -690,123 +559,9 @@ class Supervisor:
         _, rest = group.split(trio.Cancelled)
         if rest is None:
             return group  # only cancellation: let the cancelling scope catch it
-        leaves = _leaves(rest)
-        if len(leaves) == 1:
-            return leaves[0]
-        error = SupervisorError(f"supervisor {self.path!r} failed with {len(leaves)} errors")
+        found = leaves(rest)
+        if len(found) == 1:
+            return found[0]
+        error = SupervisorError(f"supervisor {self.path!r} failed with {len(found)} errors")
         error.__cause__ = rest
         return error
-
-
-@asynccontextmanager
-async def open_supervisor(
-    parent: Context | str,
-    *,
-    strategy: Strategy = Strategy.ONE_FOR_ONE,
-    children: Iterable[ChildSpec] = (),
-    max_restarts: int = 3,
-    max_seconds: float = 5.0,
-    tree: ActorTree | None = None,
-) -> AsyncIterator[Supervisor]:
-    """Run a supervisor for the duration of an ``async with`` block.
-
-    Args:
-      parent: the root's name (a new root, which publishes its own lifecycle
-        events), or the ``ctx`` of the actor whose body this supervisor is
-        (its children's paths extend ``ctx.path``).
-      strategy: ONE_FOR_ONE (default), ONE_FOR_ALL or REST_FOR_ONE.
-      children: static children, started in order before the body runs.
-      max_restarts, max_seconds: restart intensity (OTP's MaxR within MaxT).
-      tree: (roots only) the tree to join, e.g. one you subscribed to already.
-
-    When the body finishes, the children are stopped gracefully in reverse
-    order and the block exits.  If the body raises, or the block is cancelled,
-    the children are cancelled at once.
-
-    Raises:
-      ChildStartFailed: a static child failed to start (started ones were stopped).
-      SupervisorGaveUp: the restart intensity was exceeded (``__cause__``: the crash).
-      SupervisorError: several errors at once (``__cause__``: the group).
-    """
-    if isinstance(parent, Context):
-        if tree is not None and tree is not parent.tree:
-            raise ValueError("a nested supervisor belongs to its parent's tree")
-        path, the_tree, is_root = parent.path, parent.tree, False
-    else:
-        if not parent or "/" in parent:
-            raise ValueError(f"root name must be non-empty and contain no '/': {parent!r}")
-        path, the_tree, is_root = parent, tree if tree is not None else ActorTree(), True
-    sup = Supervisor(path, the_tree, strategy, max_restarts, max_seconds)
-    bus = the_tree.events
-    if is_root and bus.active:
-        bus.publish(ActorStarting(path, trio.current_time(), 0))
-    error: BaseException | None = None
-    stop_reason = "returned"
-    try:
-        async with trio.open_nursery() as nursery:
-            sup._nursery = nursery
-            nursery.start_soon(sup._control_loop, name=f"{path}:supervisor")
-            await sup._start_static(children)
-            if is_root and bus.active:
-                bus.publish(ActorStarted(path, trio.current_time()))
-            yield sup
-            stop_reason = "stop requested: supervisor block exited"
-            if is_root and bus.active:
-                bus.publish(ActorStopping(path, trio.current_time(), "block exited", math.inf))
-            await sup._shutdown("supervisor block exited")  # also ends the control task
-    except BaseException as exc:  # a group, or a bare exception under strict_exception_groups=False
-        error = sup._present(exc) if isinstance(exc, BaseExceptionGroup) else exc
-        if _only_cancelled(error):
-            if is_root and bus.active:
-                by, why, source = _cancel_info(error)
-                now = trio.current_time()
-                bus.publish(ActorCancelled(path, now, by, why, source))
-                bus.publish(ActorStopped(path, now, f"cancelled by {by}: {why or source}"))
-            raise
-    if sup._gave_up is not None:
-        error = sup._gave_up
-    if is_root and bus.active:
-        if error is None and nursery.cancel_scope.cancelled_caught and stop_reason == "returned":
-            stop_reason = "cancelled: supervisor.cancel()"
-        bus.publish(
-            ActorStopped(
-                path, trio.current_time(), stop_reason if error is None else f"failed: {error!r}"
-            )
-        )
-    if error is not None:
-        raise error
-
-
-def supervisor_spec(
-    id: str,
-    children: Iterable[ChildSpec],
-    *,
-    strategy: Strategy = Strategy.ONE_FOR_ONE,
-    max_restarts: int = 3,
-    max_seconds: float = 5.0,
-    restart: Restart = Restart.PERMANENT,
-    shutdown: float = math.inf,
-) -> ChildSpec:
-    """A child spec whose actor is a supervisor of ``children`` (a subtree as data).
-
-    Its started value is the :class:`Supervisor`; asked to stop, it stops its
-    children in reverse order and returns.  If it gives up, it crashes with
-    ``SupervisorGaveUp`` and its own parent decides (escalation).
-    """
-    specs = tuple(children)
-
-    async def run_subtree(
-        ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: trio.TaskStatus[Any]
-    ) -> None:
-        async with open_supervisor(
-            ctx,
-            strategy=strategy,
-            children=specs,
-            max_restarts=max_restarts,
-            max_seconds=max_seconds,
-        ) as sup:
-            task_status.started(sup)
-            async for _ in inbox:  # ends when the stop request closes the inbox
-                pass
-
-    return ChildSpec(id, run_subtree, restart, shutdown, mailbox=0)

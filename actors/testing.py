@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import trio
 import trio.testing
 
+from ._context import ActorTree
 from ._events import LifecycleEvent, Subscription
-from ._supervisor import ActorTree
 
 __all__ = [
     "EventRecorder",

@@ -7,13 +7,13 @@ import trio
 
 import actors
 from actors import (
-    TEMPORARY,
     ActorCrashed,
     ActorStarted,
     ActorStopped,
     ActorTree,
     ChildSpec,
     EventBus,
+    Restart,
     open_supervisor,
 )
 from actors.testing import EventRecorder, inject_crash, live_tasks
@@ -29,7 +29,9 @@ async def test_thousands_of_short_lived_children_do_not_leak(autojump_clock):
     async with open_supervisor("client-port", tree=tree) as sup:
         peak = 0
         for i in range(n):
-            ref = await sup.start_child(ChildSpec(f"conn-{i}", echo, restart=TEMPORARY, mailbox=4))
+            ref = await sup.start_child(
+                ChildSpec(f"conn-{i}", echo, restart=Restart.TEMPORARY, mailbox=4)
+            )
             kind = i % 4
             if kind == 0:
                 await ref.send("quit")  # the connection closed
@@ -62,7 +64,7 @@ async def test_events_never_block_actors_and_overflow_is_counted(autojump_clock)
         async with open_supervisor("root", tree=tree) as sup:
             with trio.fail_after(5):  # clock time; would trip if publishing ever waited
                 for i in range(50):
-                    await sup.start_child(ChildSpec(f"c{i}", echo, restart=TEMPORARY))
+                    await sup.start_child(ChildSpec(f"c{i}", echo, restart=Restart.TEMPORARY))
                     await sup.stop_child(f"c{i}")
         total = len(rec.events)
     assert total > 200
@@ -129,6 +131,22 @@ def test_public_api_is_explicit_and_complete():
 async def test_stubborn_dynamic_children_share_one_grace(autojump_clock):
     async with open_supervisor("root") as sup:
         for i in range(100):
-            await sup.start_child(ChildSpec(f"s{i}", stubborn, shutdown=4, restart=TEMPORARY))
+            await sup.start_child(
+                ChildSpec(f"s{i}", stubborn, shutdown=4, restart=Restart.TEMPORARY)
+            )
         t0 = trio.current_time()
     assert trio.current_time() - t0 == pytest.approx(4)
+
+
+def test_packaging_version_typed_marker_and_constant_aliases():
+    import pathlib
+    import re
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", actors.__version__)
+    assert (pathlib.Path(actors.__file__).parent / "py.typed").is_file()
+    # One spelling (the enum member); the bare names left are the very same objects.
+    assert actors.TEMPORARY is actors.Restart.TEMPORARY
+    assert actors.ONE_FOR_ONE is actors.Strategy.ONE_FOR_ONE
+    assert actors.ONE_FOR_ALL is actors.Strategy.ONE_FOR_ALL
+    assert actors.REST_FOR_ONE is actors.Strategy.REST_FOR_ONE
+    assert not hasattr(actors, "PERMANENT") and not hasattr(actors, "TRANSIENT")

@@ -5,13 +5,13 @@ import trio
 
 from actors import (
     LATEST,
-    TEMPORARY,
     ActorNotRunning,
     ActorTree,
     Call,
     CallTimeout,
     ChildSpec,
     MessageReplaced,
+    Restart,
     open_supervisor,
 )
 from actors.testing import inject_crash
@@ -116,7 +116,7 @@ async def test_pending_calls_fail_when_the_actor_dies(autojump_clock):
         entered.set()
         await trio.sleep_forever()
 
-    spec = ChildSpec("stuck", stuck, restart=TEMPORARY)
+    spec = ChildSpec("stuck", stuck, restart=Restart.TEMPORARY)
     async with open_supervisor("root", tree=tree, children=[spec]) as sup:
         ref = sup.ref("stuck")
         await entered.wait()

@@ -6,11 +6,6 @@ import pytest
 import trio
 
 from actors import (
-    ONE_FOR_ALL,
-    ONE_FOR_ONE,
-    REST_FOR_ONE,
-    TEMPORARY,
-    TRANSIENT,
     ActorCancelled,
     ActorCrashed,
     ActorGaveUp,
@@ -23,6 +18,8 @@ from actors import (
     ActorTree,
     ChildSpec,
     ChildStartFailed,
+    Restart,
+    Strategy,
     SupervisorError,
     SupervisorGaveUp,
     open_supervisor,
@@ -48,7 +45,9 @@ async def test_one_for_one_restarts_only_the_crashed_child(autojump_clock):
     tree = ActorTree()
     with EventRecorder(tree) as rec:
         specs = [ChildSpec(c, echo) for c in "abc"]
-        async with open_supervisor("root", tree=tree, strategy=ONE_FOR_ONE, children=specs) as sup:
+        async with open_supervisor(
+            "root", tree=tree, strategy=Strategy.ONE_FOR_ONE, children=specs
+        ) as sup:
             await sup.ref("b").send("crash")
             await rec.wait_for(is_(ActorRestarted, "root/b"))
             assert await incarnations(sup) == {"a": 0, "b": 1, "c": 0}
@@ -61,7 +60,9 @@ async def test_one_for_all_stops_all_in_reverse_and_restarts_in_order(autojump_c
     tree = ActorTree()
     with EventRecorder(tree) as rec:
         specs = [ChildSpec(c, echo) for c in "abc"]
-        async with open_supervisor("root", tree=tree, strategy=ONE_FOR_ALL, children=specs) as sup:
+        async with open_supervisor(
+            "root", tree=tree, strategy=Strategy.ONE_FOR_ALL, children=specs
+        ) as sup:
             rec.clear()
             inject_crash(tree, "root/b", ValueError("injected"))
             await rec.wait_for(is_(ActorRestarted, "root/c"))
@@ -75,7 +76,9 @@ async def test_rest_for_one_restarts_the_later_children(autojump_clock):
     tree = ActorTree()
     with EventRecorder(tree) as rec:
         specs = [ChildSpec(c, echo) for c in "abcd"]
-        async with open_supervisor("root", tree=tree, strategy=REST_FOR_ONE, children=specs) as sup:
+        async with open_supervisor(
+            "root", tree=tree, strategy=Strategy.REST_FOR_ONE, children=specs
+        ) as sup:
             rec.clear()
             await sup.ref("b").send("crash")
             await rec.wait_for(is_(ActorRestarted, "root/d"))
@@ -100,7 +103,7 @@ async def test_permanent_child_is_restarted_even_after_returning(autojump_clock)
 async def test_transient_child_restarts_after_crash_not_after_return(autojump_clock):
     tree = ActorTree()
     with EventRecorder(tree) as rec:
-        spec = ChildSpec("t", echo, restart=TRANSIENT)
+        spec = ChildSpec("t", echo, restart=Restart.TRANSIENT)
         async with open_supervisor("root", tree=tree, children=[spec]) as sup:
             await sup.ref("t").send("crash")
             await rec.wait_for(is_(ActorRestarted, "root/t"))
@@ -117,10 +120,12 @@ async def test_temporary_child_is_never_restarted_and_spares_its_siblings(autoju
     with EventRecorder(tree) as rec:
         specs = [
             ChildSpec("a", echo),
-            ChildSpec("tmp", echo, restart=TEMPORARY),
+            ChildSpec("tmp", echo, restart=Restart.TEMPORARY),
             ChildSpec("c", echo),
         ]
-        async with open_supervisor("root", tree=tree, strategy=ONE_FOR_ALL, children=specs) as sup:
+        async with open_supervisor(
+            "root", tree=tree, strategy=Strategy.ONE_FOR_ALL, children=specs
+        ) as sup:
             await sup.ref("tmp").send("crash")
             await rec.wait_for(is_(ActorStopped, "root/tmp"))
             await trio.testing.wait_all_tasks_blocked()
@@ -131,7 +136,7 @@ async def test_temporary_child_is_never_restarted_and_spares_its_siblings(autoju
 async def test_unrequested_cancel_counts_as_abnormal_exit(autojump_clock):
     tree = ActorTree()
     with EventRecorder(tree) as rec:
-        spec = ChildSpec("t", echo, restart=TRANSIENT)
+        spec = ChildSpec("t", echo, restart=Restart.TRANSIENT)
         async with open_supervisor("root", tree=tree, children=[spec]) as sup:
             inject_cancel(tree, "root/t", "chaos monkey")
             await rec.wait_for(is_(ActorRestarted, "root/t"))
@@ -300,8 +305,8 @@ async def test_block_exit_stops_children_in_reverse_start_order(autojump_clock):
     with EventRecorder(tree) as rec:
         specs = [ChildSpec(c, echo) for c in "abc"]
         async with open_supervisor("root", tree=tree, children=specs) as sup:
-            await sup.start_child(ChildSpec("d1", stubborn, shutdown=2, restart=TEMPORARY))
-            await sup.start_child(ChildSpec("d2", stubborn, shutdown=2, restart=TEMPORARY))
+            await sup.start_child(ChildSpec("d1", stubborn, shutdown=2, restart=Restart.TEMPORARY))
+            await sup.start_child(ChildSpec("d2", stubborn, shutdown=2, restart=Restart.TEMPORARY))
             t0 = trio.current_time()
     # Dynamic children are asked together and share one grace period.
     assert trio.current_time() - t0 == pytest.approx(2)
@@ -348,7 +353,7 @@ async def test_cancelling_the_root_while_children_start(autojump_clock):
 async def test_teardown_trace_of_a_three_level_tree(autojump_clock):
     tree = ActorTree()
     leaves = [ChildSpec(f"learner-handler-{i}", echo) for i in range(3)]
-    leading = supervisor_spec("leading", leaves, strategy=ONE_FOR_ALL)
+    leading = supervisor_spec("leading", leaves, strategy=Strategy.ONE_FOR_ALL)
     with EventRecorder(tree) as rec:
         with trio.CancelScope() as cs:
             async with open_supervisor(
@@ -392,7 +397,7 @@ async def test_no_task_alive_after_the_root_exits(autojump_clock):
 
     mid = supervisor_spec("mid", [ChildSpec("s", spawner), ChildSpec("x", stubborn, shutdown=1)])
     async with open_supervisor("root", tree=tree, children=[mid]) as sup:
-        await sup.start_child(ChildSpec("dyn", spawner, restart=TEMPORARY))
+        await sup.start_child(ChildSpec("dyn", spawner, restart=Restart.TEMPORARY))
         assert len(live_tasks()) > len(baseline) + 4
     assert sorted(live_tasks()) == baseline
     assert tree.paths() == []
