@@ -233,6 +233,11 @@ class Context:
         """True once the supervisor asked this actor to stop."""
         return self._stop_reason is not None
 
+    @property
+    def stop_reason(self) -> str | None:
+        """The reason the supervisor gave when it asked this actor to stop (None until then)."""
+        return self._stop_reason
+
     async def wait_stop_requested(self) -> None:
         """Wait until the supervisor asks this actor to stop (for actors that do not read the inbox)."""
         if self._stop_reason is None:

@@ -458,3 +458,17 @@ async def test_a_restart_under_way_is_abandoned_once_an_auto_shutdown_is_due(aut
     assert sup.auto_shutdown_cause.path == "root/s"
     assert rec.of_type(ActorGaveUp) == []
     assert tree.paths() == []
+
+
+async def test_an_actor_reads_why_it_was_asked_to_stop(autojump_clock):
+    seen = []
+
+    async def quiet(ctx, inbox, *, task_status):
+        task_status.started()
+        assert ctx.stop_reason is None
+        await ctx.wait_stop_requested()
+        seen.append(ctx.stop_reason)
+
+    async with open_supervisor("root", children=[ChildSpec("a", quiet, mailbox=0)]) as sup:
+        await sup.stop_child("a", reason="role change")
+    assert seen == ["role change"]

@@ -43,7 +43,6 @@ import trio
 from actors import TEMPORARY, ChildSpec, Context
 
 from ..core.datatree import DataTree
-from ..persistence.snapshot import load_snapshot_bytes
 from ..protocol.consts import Err, KeeperError, OpCode
 from ..protocol.txn import decode_txn
 from ..quorum import zab_effects as fx
@@ -144,6 +143,8 @@ class LearnerDriver:
             rest = self.execute_now(rest[1:])
 
     async def _install(self, zxid: int, data: Any) -> None:
+        from ..persistence.snapshot import load_snapshot_bytes
+
         tree = DataTree()
         sessions: dict[int, int] = {}
         last = load_snapshot_bytes(data, tree, sessions)

@@ -41,7 +41,6 @@ import trio
 from actors import TEMPORARY, ChildSpec, Context
 
 from ..core.prep import Prep
-from ..persistence.snapshot import encode_snapshot_bytes
 from ..protocol.consts import OpCode
 from ..protocol.txn import encode_txn
 from ..quorum import zab_effects as fx
@@ -159,6 +158,8 @@ class LeaderDriver:
         # taken at or after zxid is sound: the learner replays what follows.
         while self.state.tree.last_processed_zxid < zxid:
             await self._commit_wait.park()
+        from ..persistence.snapshot import encode_snapshot_bytes
+
         tree = self.state.tree
         data = encode_snapshot_bytes(tree, self.state.tracker.session_timeouts())
         self.links.send(sid, (zp.Snap(tree.last_processed_zxid, data),))
