@@ -37,6 +37,8 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol, TypeAlias
 
+from . import requests as rq
+from . import responses as rs
 from .codegen import (
     COPY_LIMIT,
     compile_function,
@@ -48,112 +50,13 @@ from .codegen import (
 )
 from .consts import Err, OpCode
 from .jute import DEFAULT_MAX_BUFFER, JuteError, Reader, Writer
-from .requests import (
-    MULTI_HEADER,
-    MULTI_READ_OPS,
-    MULTI_WRITE_OPS,
-    AddWatchRequest,
-    AuthPacket,
-    CheckVersionRequest,
-    CheckWatchesRequest,
-    ConnectRequest,
-    CreateRequest,
-    CreateTTLRequest,
-    DeleteRequest,
-    ExistsRequest,
-    GetACLRequest,
-    GetAllChildrenNumberRequest,
-    GetChildren2Request,
-    GetChildrenRequest,
-    GetDataRequest,
-    GetEphemeralsRequest,
-    GetSASLRequest,
-    MultiHeader,
-    MultiRequest,
-    ProtocolError,
-    ReconfigRequest,
-    RemoveWatchesRequest,
-    RequestHeader,
-    SetACLRequest,
-    SetDataRequest,
-    SetWatches,
-    SyncRequest,
-    read_multi,
-    truncated,
-)
-from .responses import (
-    MULTI_RESULT_READERS,
-    ConnectResponse,
-    Create2Response,
-    CreateResponse,
-    ErrorResponse,
-    ExistsResponse,
-    GetACLResponse,
-    GetAllChildrenNumberResponse,
-    GetChildren2Response,
-    GetChildrenResponse,
-    GetDataResponse,
-    GetEphemeralsResponse,
-    MultiResponse,
-    ReplyHeader,
-    SetACLResponse,
-    SetDataResponse,
-    SetSASLResponse,
-    SyncResponse,
-    WatcherEvent,
-    WhoAmIResponse,
-)
+from .requests import *  # noqa: F403 - every request record is importable from here
+from .requests import ConnectRequest, ProtocolError, RequestHeader, SetWatches
+from .responses import *  # noqa: F403 - every response record is importable from here
+from .responses import ConnectResponse, ReplyHeader, WatcherEvent
 from .schema import ACL_VECTOR, AclVector, jute_fields
 
 __all__ = [
-    "ProtocolError",
-    # requests
-    "ConnectRequest",
-    "RequestHeader",
-    "AuthPacket",
-    "CreateRequest",
-    "CreateTTLRequest",
-    "DeleteRequest",
-    "ExistsRequest",
-    "GetDataRequest",
-    "SetDataRequest",
-    "GetACLRequest",
-    "SetACLRequest",
-    "GetChildrenRequest",
-    "GetChildren2Request",
-    "SyncRequest",
-    "CheckVersionRequest",
-    "MultiRequest",
-    "CheckWatchesRequest",
-    "RemoveWatchesRequest",
-    "GetAllChildrenNumberRequest",
-    "GetEphemeralsRequest",
-    "AddWatchRequest",
-    "SetWatches",
-    "ReconfigRequest",
-    "GetSASLRequest",
-    # responses
-    "ConnectResponse",
-    "ReplyHeader",
-    "MultiHeader",
-    "WatcherEvent",
-    "CreateResponse",
-    "Create2Response",
-    "ExistsResponse",
-    "GetDataResponse",
-    "SetDataResponse",
-    "GetACLResponse",
-    "SetACLResponse",
-    "GetChildrenResponse",
-    "GetChildren2Response",
-    "SyncResponse",
-    "GetAllChildrenNumberResponse",
-    "GetEphemeralsResponse",
-    "WhoAmIResponse",
-    "ErrorResponse",
-    "SetSASLResponse",
-    "MultiResponse",
-    # codecs
     "Request",
     "Response",
     "decode_request",
@@ -169,9 +72,9 @@ __all__ = [
     "decode_connect_response",
     "decode_response",
     "decode_notification",
-    "MULTI_WRITE_OPS",
-    "MULTI_READ_OPS",
 ]
+__all__ += rq.__all__
+__all__ += rs.__all__
 
 Request: TypeAlias = Any
 Response: TypeAlias = Any
@@ -179,11 +82,11 @@ _Buf: TypeAlias = "bytes | bytearray | memoryview"
 _Decoder: TypeAlias = "Callable[[Any, int, int], Any]"
 
 # Older names of the readers and helpers (tests and tools use them).
-_r_create = CreateRequest.read
-_r_set_data = SetDataRequest.read
+_r_create = rq.CreateRequest.read
+_r_set_data = rq.SetDataRequest.read
 _COPY_LIMIT = COPY_LIMIT
 _OPEN_ACL_WIRE = AclVector.OPEN_WIRE
-_MULTI_HEADER = MULTI_HEADER
+_MULTI_HEADER = rq.MULTI_HEADER
 
 
 def _write_acls(w: Writer, acl: Any) -> None:
@@ -223,36 +126,36 @@ def _with_reader(read: Callable[[Reader], Any]) -> _Decoder:
 
 
 def _multi(allowed: dict[int, Callable[[Reader], Any]], name: str) -> _Decoder:
-    return _with_reader(lambda r: MultiRequest(read_multi(r, allowed, name)))
+    return _with_reader(lambda r: rq.MultiRequest(rq.read_multi(r, allowed, name)))
 
 
 _REQUEST_DECODERS: dict[int, _Decoder] = {  # int keys: lookups by plain int hit fast
-    OpCode.create: CreateRequest._jute_decode,
-    OpCode.create2: CreateRequest._jute_decode,
-    OpCode.createContainer: CreateRequest._jute_decode,
-    OpCode.createTTL: CreateTTLRequest._jute_decode,
-    OpCode.delete: DeleteRequest._jute_decode,
-    OpCode.exists: ExistsRequest._jute_decode,
-    OpCode.getData: GetDataRequest._jute_decode,
-    OpCode.setData: SetDataRequest._jute_decode,
-    OpCode.getACL: GetACLRequest._jute_decode,
-    OpCode.setACL: SetACLRequest._jute_decode,
-    OpCode.getChildren: GetChildrenRequest._jute_decode,
-    OpCode.getChildren2: GetChildren2Request._jute_decode,
-    OpCode.sync: SyncRequest._jute_decode,
-    OpCode.check: CheckVersionRequest._jute_decode,
-    OpCode.multi: _multi(MULTI_WRITE_OPS, "multi"),
-    OpCode.multiRead: _multi(MULTI_READ_OPS, "multiRead"),
-    OpCode.reconfig: ReconfigRequest._jute_decode,
-    OpCode.checkWatches: CheckWatchesRequest._jute_decode,
-    OpCode.removeWatches: RemoveWatchesRequest._jute_decode,
-    OpCode.auth: AuthPacket._jute_decode,
+    OpCode.create: rq.CreateRequest._jute_decode,
+    OpCode.create2: rq.CreateRequest._jute_decode,
+    OpCode.createContainer: rq.CreateRequest._jute_decode,
+    OpCode.createTTL: rq.CreateTTLRequest._jute_decode,
+    OpCode.delete: rq.DeleteRequest._jute_decode,
+    OpCode.exists: rq.ExistsRequest._jute_decode,
+    OpCode.getData: rq.GetDataRequest._jute_decode,
+    OpCode.setData: rq.SetDataRequest._jute_decode,
+    OpCode.getACL: rq.GetACLRequest._jute_decode,
+    OpCode.setACL: rq.SetACLRequest._jute_decode,
+    OpCode.getChildren: rq.GetChildrenRequest._jute_decode,
+    OpCode.getChildren2: rq.GetChildren2Request._jute_decode,
+    OpCode.sync: rq.SyncRequest._jute_decode,
+    OpCode.check: rq.CheckVersionRequest._jute_decode,
+    OpCode.multi: _multi(rq.MULTI_WRITE_OPS, "multi"),
+    OpCode.multiRead: _multi(rq.MULTI_READ_OPS, "multiRead"),
+    OpCode.reconfig: rq.ReconfigRequest._jute_decode,
+    OpCode.checkWatches: rq.CheckWatchesRequest._jute_decode,
+    OpCode.removeWatches: rq.RemoveWatchesRequest._jute_decode,
+    OpCode.auth: rq.AuthPacket._jute_decode,
     OpCode.setWatches: _with_reader(SetWatches.read_v1),
     OpCode.setWatches2: SetWatches._jute_decode,
-    OpCode.sasl: GetSASLRequest._jute_decode,
-    OpCode.getEphemerals: GetEphemeralsRequest._jute_decode,
-    OpCode.getAllChildrenNumber: GetAllChildrenNumberRequest._jute_decode,
-    OpCode.addWatch: AddWatchRequest._jute_decode,
+    OpCode.sasl: rq.GetSASLRequest._jute_decode,
+    OpCode.getEphemerals: rq.GetEphemeralsRequest._jute_decode,
+    OpCode.getAllChildrenNumber: rq.GetAllChildrenNumberRequest._jute_decode,
+    OpCode.addWatch: rq.AddWatchRequest._jute_decode,
 }
 _REQUEST_DECODERS = {int(k): v for k, v in _REQUEST_DECODERS.items()}
 #: Requests whose body is empty.
@@ -278,7 +181,7 @@ def _decode(dec: _Decoder, payload: _Buf, off: int, max_len: int, what: str) -> 
 def decode_request_header(payload: _Buf, offset: int = 0) -> RequestHeader:
     """The ``RequestHeader`` at the start of a (non-connect) frame payload."""
     if len(payload) - offset < _REQUEST_HEADER.size:
-        raise truncated(offset, _REQUEST_HEADER.size, len(payload))
+        raise rq.truncated(offset, _REQUEST_HEADER.size, len(payload))
     return RequestHeader(*_unpack_request_header(payload, offset))
 
 
@@ -315,7 +218,7 @@ def decode_request_frame(payload: _Buf, *, max_len: int = DEFAULT_MAX_BUFFER) ->
         ProtocolError: as :func:`decode_request`, or a payload under 8 bytes.
     """
     if len(payload) < 8:
-        raise truncated(0, 8, len(payload))
+        raise rq.truncated(0, 8, len(payload))
     xid, opcode = _unpack_request_header(payload, 0)
     return xid, opcode, decode_request(opcode, payload, max_len=max_len, offset=8)
 
@@ -339,12 +242,12 @@ def decode_connect_request(payload: _Buf, *, max_len: int = DEFAULT_MAX_BUFFER) 
 _REPLY_HEAD = fields_of("h", ReplyHeader, [name for name, _ in jute_fields(ReplyHeader)])
 _REQUEST_HEAD = fields_of("h", RequestHeader, ["xid", "opcode"])
 _RESPONSES = (
-    SetDataResponse, CreateResponse, GetDataResponse, ExistsResponse, SetACLResponse, Create2Response,
-    GetChildrenResponse, GetChildren2Response, GetACLResponse, SyncResponse, ErrorResponse,
-    GetAllChildrenNumberResponse, GetEphemeralsResponse, SetSASLResponse, WhoAmIResponse,
+    rs.SetDataResponse, rs.CreateResponse, rs.GetDataResponse, rs.ExistsResponse, rs.SetACLResponse, rs.Create2Response,
+    rs.GetChildrenResponse, rs.GetChildren2Response, rs.GetACLResponse, rs.SyncResponse, rs.ErrorResponse,
+    rs.GetAllChildrenNumberResponse, rs.GetEphemeralsResponse, rs.SetSASLResponse, rs.WhoAmIResponse,
 )
 #: Inlined in encode_reply: the replies of the write path and of getData.
-_HOT_RESPONSES = (SetDataResponse, CreateResponse, GetDataResponse)
+_HOT_RESPONSES = (rs.SetDataResponse, rs.CreateResponse, rs.GetDataResponse)
 _ns: dict[str, Any] = {}
 _REPLY_ENCODERS: dict[type, Callable[[int, int, int, Any], bytes | None]] = {}
 _cls: type
@@ -448,10 +351,10 @@ def _frame(record: _Writable) -> bytes:
 # ------------------------------------------------------------ client side
 
 _REQUESTS = (
-    AuthPacket, CreateRequest, CreateTTLRequest, DeleteRequest, ExistsRequest, GetDataRequest, SetDataRequest,
-    GetACLRequest, SetACLRequest, GetChildrenRequest, GetChildren2Request, SyncRequest, CheckVersionRequest,
-    CheckWatchesRequest, RemoveWatchesRequest, GetAllChildrenNumberRequest, GetEphemeralsRequest,
-    AddWatchRequest, ReconfigRequest, GetSASLRequest,
+    rq.AuthPacket, rq.CreateRequest, rq.CreateTTLRequest, rq.DeleteRequest, rq.ExistsRequest, rq.GetDataRequest, rq.SetDataRequest,
+    rq.GetACLRequest, rq.SetACLRequest, rq.GetChildrenRequest, rq.GetChildren2Request, rq.SyncRequest, rq.CheckVersionRequest,
+    rq.CheckWatchesRequest, rq.RemoveWatchesRequest, rq.GetAllChildrenNumberRequest, rq.GetEphemeralsRequest,
+    rq.AddWatchRequest, rq.ReconfigRequest, rq.GetSASLRequest,
 )
 _REQUEST_ENCODERS: dict[type, Callable[[int, int, Any], bytes | None]] = {}
 for _cls in _REQUESTS:
@@ -501,7 +404,7 @@ def encode_connect_request(
 def decode_reply_header(payload: _Buf, offset: int = 0) -> ReplyHeader:
     """The ReplyHeader at the start of a reply frame payload (16 bytes)."""
     if len(payload) - offset < _REPLY_HEADER.size:
-        raise truncated(offset, _REPLY_HEADER.size, len(payload))
+        raise rq.truncated(offset, _REPLY_HEADER.size, len(payload))
     return ReplyHeader(*_REPLY_HEADER.unpack_from(payload, offset))
 
 
@@ -522,20 +425,20 @@ def _no_body(r: Reader) -> None:
 
 
 _RESPONSE_READERS: dict[int, Callable[[Reader], Any]] = {
-    **{op: (read or _no_body) for op, read in MULTI_RESULT_READERS.items()},
-    OpCode.exists: ExistsResponse.read,
-    OpCode.getACL: GetACLResponse.read,
-    OpCode.setACL: SetACLResponse.read,
-    OpCode.sync: SyncResponse.read,
-    OpCode.getChildren2: GetChildren2Response.read,
-    OpCode.multi: MultiResponse.read,
-    OpCode.multiRead: MultiResponse.read,
-    OpCode.reconfig: GetDataResponse.read,
-    OpCode.sasl: SetSASLResponse.read,
-    OpCode.getEphemerals: GetEphemeralsResponse.read,
-    OpCode.getAllChildrenNumber: GetAllChildrenNumberResponse.read,
-    OpCode.addWatch: ErrorResponse.read,
-    OpCode.whoAmI: WhoAmIResponse.read,
+    **{op: (read or _no_body) for op, read in rs.MULTI_RESULT_READERS.items()},
+    OpCode.exists: rs.ExistsResponse.read,
+    OpCode.getACL: rs.GetACLResponse.read,
+    OpCode.setACL: rs.SetACLResponse.read,
+    OpCode.sync: rs.SyncResponse.read,
+    OpCode.getChildren2: rs.GetChildren2Response.read,
+    OpCode.multi: rs.MultiResponse.read,
+    OpCode.multiRead: rs.MultiResponse.read,
+    OpCode.reconfig: rs.GetDataResponse.read,
+    OpCode.sasl: rs.SetSASLResponse.read,
+    OpCode.getEphemerals: rs.GetEphemeralsResponse.read,
+    OpCode.getAllChildrenNumber: rs.GetAllChildrenNumberResponse.read,
+    OpCode.addWatch: rs.ErrorResponse.read,
+    OpCode.whoAmI: rs.WhoAmIResponse.read,
     OpCode.ping: _no_body,
     OpCode.closeSession: _no_body,
     OpCode.auth: _no_body,

@@ -69,6 +69,7 @@ __all__ = [
     "MULTI_HEADER",
     "truncated",
     "read_multi",
+    "read_multi_items",
 ]
 
 
@@ -110,29 +111,40 @@ def _write_multi_ops(w: Writer, ops: tuple[tuple[int, Any], ...]) -> None:
     w.buf += _MULTI_DONE
 
 
-def read_multi(r: Reader, allowed: dict[int, Callable[[Reader], Any]] | None, name: str) -> tuple[tuple[int, Any], ...]:
-    """The ops of a ``MultiOperationRecord``: each a ``MultiHeader`` and the
-    request of its type, up to a header with ``done``.  ``allowed``: the op
-    types that may appear (multi or multiRead); ``None``: those of the kind of
-    the first op."""
-    ops: list[tuple[int, Any]] = []
+def read_multi_items(r: Reader, read_item: Callable[[int, Reader], Any]) -> tuple[tuple[int, Any], ...]:
+    """The items of a multi request or response: ``(type, read_item(type, r))``
+    after each ``MultiHeader``, up to the header with ``done``."""
+    items: list[tuple[int, Any]] = []
     # Each round consumes at least a 9-byte MultiHeader: bounded by the input.
     while True:
-        if r.end - r.pos < 9:
-            raise truncated(r.pos, 9, r.end)
+        if r.end - r.pos < MULTI_HEADER.size:
+            raise truncated(r.pos, MULTI_HEADER.size, r.end)
         t, done, _err = MULTI_HEADER.unpack_from(r.data, r.pos)
-        r.pos += 9
+        r.pos += MULTI_HEADER.size
         if done:
-            return tuple(ops)
-        if allowed is None:
-            allowed = MULTI_READ_OPS if t in MULTI_READ_OPS else MULTI_WRITE_OPS
-        read_op = allowed.get(t)
-        if read_op is None:
-            other = MULTI_READ_OPS if allowed is MULTI_WRITE_OPS else MULTI_WRITE_OPS
+            return tuple(items)
+        items.append((t, read_item(t, r)))
+
+
+def read_multi(r: Reader, allowed: dict[int, Callable[[Reader], Any]] | None, name: str) -> tuple[tuple[int, Any], ...]:
+    """The ops of a ``MultiOperationRecord``, each the request of its type.
+    ``allowed``: the op types that may appear (multi or multiRead); ``None``:
+    those of the kind of the first op."""
+    kind = [allowed]
+
+    def read_op(t: int, r: Reader) -> Any:
+        ops = kind[0]
+        if ops is None:
+            ops = kind[0] = MULTI_READ_OPS if t in MULTI_READ_OPS else MULTI_WRITE_OPS
+        read = ops.get(t)
+        if read is None:
+            other = MULTI_READ_OPS if ops is MULTI_WRITE_OPS else MULTI_WRITE_OPS
             if t in other:
                 raise ProtocolError(f"{name}: mixing read and write operations (op type {t})")
             raise ProtocolError(f"{name}: invalid type of op {t}")
-        ops.append((t, read_op(r)))
+        return read(r)
+
+    return read_multi_items(r, read_op)
 
 
 _MULTI_OPS = Custom("MultiOperationRecord", lambda r: read_multi(r, None, "multi"), _write_multi_ops)

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from .consts import OpCode
 from .jute import Reader, Writer
-from .requests import MULTI_HEADER, MultiHeader, ProtocolError, truncated
+from .requests import MULTI_HEADER, MultiHeader, ProtocolError, read_multi_items
 from .schema import (
     USTRING,
     ACLs,
@@ -86,23 +86,17 @@ def _write_results(w: Writer, results: tuple[tuple[int, Any], ...]) -> None:
     buf += _MULTI_DONE
 
 
+def _read_result(t: int, r: Reader) -> Any:
+    if t == -1:
+        return r.read_int()
+    read = MULTI_RESULT_READERS.get(t, _INVALID)
+    if read is _INVALID:
+        raise ProtocolError(f"multi response: invalid result type {t}")
+    return read(r) if read is not None else None
+
+
 def _read_results(r: Reader) -> tuple[tuple[int, Any], ...]:
-    results: list[tuple[int, Any]] = []
-    # Each round consumes at least a 9-byte MultiHeader: bounded by the input.
-    while True:
-        if r.end - r.pos < 9:
-            raise truncated(r.pos, 9, r.end)
-        t, done, _err = MULTI_HEADER.unpack_from(r.data, r.pos)
-        r.pos += 9
-        if done:
-            return tuple(results)
-        if t == -1:
-            results.append((-1, r.read_int()))
-            continue
-        read = MULTI_RESULT_READERS.get(t, _INVALID)
-        if read is _INVALID:
-            raise ProtocolError(f"multi response: invalid result type {t}")
-        results.append((t, read(r) if read is not None else None))
+    return read_multi_items(r, _read_result)
 
 
 def _INVALID(r: Reader) -> None:  # pragma: no cover - a marker, never called

@@ -122,17 +122,13 @@ class JuteType:
         return self.name
 
 
-class Fixed(JuteType):
-    """``int``, ``long``, ``boolean``: one struct code each."""
+class _Primitive(JuteType):
+    """A type :class:`~.jute.Reader` and :class:`~.jute.Writer` have methods for."""
 
-    kind = "fixed"
-
-    def __init__(self, name: str, fmt: str) -> None:
+    def __init__(self, name: str, read: str, write: str) -> None:
         self.name = name
-        self.fmt = fmt
-        self.min_size = struct.calcsize(">" + fmt)
-        self._read = {"i": Reader.read_int, "q": Reader.read_long, "?": Reader.read_bool}[fmt]
-        self._write = {"i": Writer.write_int, "q": Writer.write_long, "?": Writer.write_bool}[fmt]
+        self._read: Callable[[Reader], Any] = getattr(Reader, read)
+        self._write: Callable[[Writer, Any], None] = getattr(Writer, write)
 
     def read(self, r: Reader) -> Any:
         return self._read(r)
@@ -141,34 +137,38 @@ class Fixed(JuteType):
         self._write(w, v)
 
 
-class UStringType(JuteType):
-    kind = "ustring"
+class Fixed(_Primitive):
+    """``int``, ``long``, ``boolean``: one struct code each."""
+
+    kind = "fixed"
+
+    def __init__(self, name: str, fmt: str) -> None:
+        method = {"i": "int", "q": "long", "?": "bool"}[fmt]
+        super().__init__(name, f"read_{method}", f"write_{method}")
+        self.fmt = fmt
+        self.min_size = struct.calcsize(">" + fmt)
+
+
+class _Var(_Primitive):
+    """``ustring`` and ``buffer``: an int32 length (-1: null) and the bytes."""
+
     min_size = 4
 
-    def __init__(self, nullable: bool) -> None:
+    def __init__(self, kind: str, nullable: bool) -> None:
+        super().__init__(kind + ("?" if nullable else ""), f"read_{kind}{'_nullable' if nullable else ''}",
+                         f"write_{kind}")
+        self.kind = kind
         self.nullable = nullable
-        self.name = "ustring" + ("?" if nullable else "")
-
-    def read(self, r: Reader) -> Any:
-        return r.read_ustring_nullable() if self.nullable else r.read_ustring()
-
-    def write(self, w: Writer, v: Any) -> None:
-        w.write_ustring(v)
 
 
-class BufferType(JuteType):
-    kind = "buffer"
-    min_size = 4
+def UStringType(nullable: bool) -> JuteType:  # noqa: N802 - a type constructor
+    """``ustring`` (``nullable``: null reads as ``None``, else as ``""``)."""
+    return _Var("ustring", nullable)
 
-    def __init__(self, nullable: bool) -> None:
-        self.nullable = nullable
-        self.name = "buffer" + ("?" if nullable else "")
 
-    def read(self, r: Reader) -> Any:
-        return r.read_buffer_nullable() if self.nullable else r.read_buffer()
-
-    def write(self, w: Writer, v: Any) -> None:
-        w.write_buffer(v)
+def BufferType(nullable: bool) -> JuteType:  # noqa: N802 - a type constructor
+    """``buffer`` (``nullable``: null reads as ``None``, else as ``b""``)."""
+    return _Var("buffer", nullable)
 
 
 class Vector(JuteType):

@@ -49,6 +49,7 @@ __sans_io__ = True
 from collections.abc import Callable
 from typing import Annotated, Any
 
+from . import schema
 from .codegen import (
     build_lines,
     compile_function,
@@ -60,21 +61,7 @@ from .codegen import (
 )
 from .consts import OpCode
 from .jute import JuteError, Reader, Writer
-from .schema import (
-    INT,
-    USTRING_VECTOR,
-    ACLs,
-    Bool,
-    Buffer,
-    Custom,
-    Int,
-    JuteRecord,
-    Long,
-    Trailing,
-    UString,
-    jute_fields,
-    record,
-)
+from .schema import ACLs, Bool, Buffer, Int, JuteRecord, Long, UString, record
 
 __all__ = [
     "TxnHeader",
@@ -100,6 +87,9 @@ __all__ = [
 
 @record(frozen=False)
 class TxnHeader(JuteRecord):
+    """The header of every txn: the session and its request's cxid, the zxid, the
+    leader's wall clock (ms) when it proposed the txn, and the txn type."""
+
     client_id: Long
     cxid: Int
     zxid: Long
@@ -108,11 +98,13 @@ class TxnHeader(JuteRecord):
 
 
 #: CreateTxnV0 (pre-3.3) had no parentCVersion; -1 means "bump by one".
-ParentCVersion = Annotated[int, Trailing(INT, -1)]
+ParentCVersion = Annotated[int, schema.Trailing(schema.INT, -1)]
 
 
 @record(frozen=False)
 class CreateTxn(JuteRecord):
+    """create / create2: the parent's cversion after the create is in ``parent_cversion``."""
+
     path: UString
     data: Buffer
     acl: ACLs
@@ -122,6 +114,8 @@ class CreateTxn(JuteRecord):
 
 @record(frozen=False)
 class CreateContainerTxn(JuteRecord):
+    """createContainer: a node deleted once its last child goes."""
+
     path: UString
     data: Buffer
     acl: ACLs
@@ -130,6 +124,8 @@ class CreateContainerTxn(JuteRecord):
 
 @record(frozen=False)
 class CreateTTLTxn(JuteRecord):
+    """createTTL: a node deleted once childless and unmodified for ``ttl`` ms."""
+
     path: UString
     data: Buffer
     acl: ACLs
@@ -139,11 +135,15 @@ class CreateTTLTxn(JuteRecord):
 
 @record(frozen=False)
 class DeleteTxn(JuteRecord):
+    """delete, and deleteContainer (the container reaper's)."""
+
     path: UString
 
 
 @record(frozen=False)
 class SetDataTxn(JuteRecord):
+    """setData: ``version`` is the node's version after the txn."""
+
     path: UString
     data: Buffer
     version: Int
@@ -151,6 +151,8 @@ class SetDataTxn(JuteRecord):
 
 @record(frozen=False)
 class SetACLTxn(JuteRecord):
+    """setACL: ``version`` is the node's aversion after the txn."""
+
     path: UString
     acl: ACLs
     version: Int
@@ -158,12 +160,16 @@ class SetACLTxn(JuteRecord):
 
 @record(frozen=False)
 class CheckVersionTxn(JuteRecord):
+    """check (in a multi): the version the node had to have."""
+
     path: UString
     version: Int
 
 
 @record(frozen=False)
 class CreateSessionTxn(JuteRecord):
+    """createSession: the negotiated session timeout (ms)."""
+
     timeout: Int
 
 
@@ -171,11 +177,13 @@ class CreateSessionTxn(JuteRecord):
 class CloseSessionTxn(JuteRecord):
     """``paths`` is ``None`` for an old-format close with an empty body."""
 
-    paths: Annotated[tuple[str, ...] | None, Trailing(USTRING_VECTOR)]
+    paths: Annotated[tuple[str, ...] | None, schema.Trailing(schema.USTRING_VECTOR)]
 
 
 @record(frozen=False)
 class ErrorTxn(JuteRecord):
+    """A write that failed: its error, so the zxid and the session's order stay whole."""
+
     err: Int
 
 
@@ -199,7 +207,7 @@ def _read_subtxns(r: Reader) -> tuple[tuple[int, Any], ...]:
 
 
 #: MultiTxn's body: ``int count`` then per sub-txn ``int type`` and the record as a ``buffer``
-SubTxns = Annotated[tuple[tuple[int, "TxnRecord"], ...], Custom("vector<Txn>", _read_subtxns, _write_subtxns)]
+SubTxns = Annotated[tuple[tuple[int, "TxnRecord"], ...], schema.Custom("vector<Txn>", _read_subtxns, _write_subtxns)]
 
 
 @record(frozen=False)
@@ -211,6 +219,8 @@ class MultiTxn(JuteRecord):
 
 @record(frozen=False)
 class TxnDigest(JuteRecord):
+    """The tree's digest after the txn (ZooKeeper 3.6+ with ``digest.enabled``)."""
+
     version: Int
     tree_digest: Long
 
@@ -320,20 +330,20 @@ def _decode_txn_source() -> list[str]:
     """``_decode_txn_fast(b)``: :func:`decode_txn` of ``bytes`` for the hot
     records, None for the other types; None too at the first irregular input
     (the general decoder then decodes it and raises its own errors)."""
-    hdr = [(f"h_{n}", t) for n, t in jute_fields(TxnHeader)]
+    hdr = [(f"h_{n}", t) for n, t in schema.jute_fields(TxnHeader)]
     lines = ["def _decode_txn_fast(b):", "    end = len(b)", "    max_len = end", "    p = 0"]
     lines += indent(decode_lines(hdr, "return None", _ns))
     for k, cls in enumerate(_HOT):
         types = sorted(t for t, c in _RECORD_OF_TYPE.items() if c is cls)
         test = " or ".join(f"h_type == {t}" for t in types)
-        table = jute_fields(cls)
+        table = schema.jute_fields(cls)
         lines.append(f"    {'if' if k == 0 else 'elif'} {test}:")
         lines += indent(decode_lines(table, "return None", _ns), 2)
         lines += indent(build_lines(cls, [n for n, _ in table], [n for n, _ in table], "o", False, _ns), 2)
     lines += ["    else:", "        return None"]
-    lines += indent(build_lines(TxnHeader, [n for n, _ in jute_fields(TxnHeader)], [v for v, _ in hdr], "h",
+    lines += indent(build_lines(TxnHeader, [n for n, _ in schema.jute_fields(TxnHeader)], [v for v, _ in hdr], "h",
                                 False, _ns))
-    digest = jute_fields(TxnDigest)
+    digest = schema.jute_fields(TxnDigest)
     size = sum(t.min_size for _, t in digest)
     lines += [f"    if end - p < {size}:", "        return h, o, None"]
     lines += indent(decode_lines(digest, "return None", _ns, checked=True))
