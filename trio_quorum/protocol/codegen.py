@@ -384,21 +384,28 @@ def encode_case(items: Sequence[tuple[str, Any, str]], ns: dict[str, Any], *, fr
                 body.append(f"{v} = {v}.encode()")
             else:
                 guards.append(f"{v}.__class__ is bytes")
-            body.append(f"n_{v} = len({v})")
             fmt += "i"
-            args.append(f"n_{v}")
+            if frame:  # the length is needed twice
+                body.append(f"n_{v} = len({v})")
+                args.append(f"n_{v}")
+                lengths.append(f"n_{v}")
+            else:
+                args.append(f"len({v})")
             flush()
             parts.append(v)
-            lengths.append(f"n_{v}")
+        elif t.exact_size is not None:  # Stat: its packed bytes pass as they are
+            pre.append(f"{v} = {expr}")
+            guards.append(f"{v}.__class__ is bytes and len({v}) == {t.exact_size}")
+            flush()
+            parts.append(v)
+            const += t.exact_size
         elif t.kind == "other":
             ns[f"t_{v}"] = t
             pre.append(f"{v} = {expr}")
             body.append(f"b_{v} = {_bytes_expr(t, v, ns)}")
             flush()
             parts.append(f"b_{v}")
-            if frame and t.exact_size is not None:
-                const += t.exact_size
-            elif frame:
+            if frame:
                 body.append(f"n_{v} = len(b_{v})")
                 lengths.append(f"n_{v}")
         else:
@@ -424,8 +431,6 @@ def _bytes_expr(t: Any, v: str, ns: dict[str, Any]) -> str:
         ns["_OPEN_WIRE"] = wire
         ns["_OPEN_ACL"] = t.read(Reader(wire))
         return f"_OPEN_WIRE if {v} is _OPEN_ACL else t_{v}.to_bytes({v})"
-    if t.exact_size is not None:  # Stat: its packed bytes pass as they are
-        return f"{v} if {v}.__class__ is bytes and len({v}) == {t.exact_size} else t_{v}.to_bytes({v})"
     return f"t_{v}.to_bytes({v})"
 
 
