@@ -29,6 +29,14 @@ Usage::
     .venv/bin/python bench/hotpath.py --cpu          # CPU time (steadier on a busy machine)
     .venv/bin/python bench/hotpath.py --steps        # also us/op per stage
     .venv/bin/python bench/hotpath.py --profile set  # cProfile of the setData loop
+    .venv/bin/python bench/hotpath.py --codecs       # ns/call of each codec call alone
+
+``--codecs`` times the protocol codec calls of the write (and getData) path
+one by one, each over a batch of distinct inputs shaped like the load's
+(memoryview payloads for the decoders, ``stat_bytes()``-style packed stats
+for the replies): ``decode_request`` of setData/create/getData,
+``encode_reply`` of their responses, ``encode_txn``/``decode_txn`` of the
+setData/create txns, and ``encode_request`` of the three requests.
 """
 
 from __future__ import annotations
@@ -322,6 +330,74 @@ def measure_stages(kind: str, n: int, reps: int, clock: Any) -> dict[str, float]
     return best
 
 
+def codec_cases() -> list[tuple[str, Any, list[tuple[Any, ...]]]]:
+    """``(name, function, argument tuples)`` for :func:`measure_codecs`."""
+    from trio_quorum.protocol.data import STAT_STRUCT
+    from trio_quorum.protocol.txn import CreateTxn, SetDataTxn, TxnHeader, decode_txn
+
+    n = 256
+    stat = STAT_STRUCT.pack(5, 9, 1_700_000_000_000, 1_700_000_000_001, 3, 0, 0, 0, 100, 0, 5)
+    paths = [f"/bench/k/{i}" for i in range(n)]
+    get_body = [proto.encode_request(0, int(OpCode.getData), proto.GetDataRequest(p, False))[12:] for p in paths]
+
+    def views(op: int, bodies: list[bytes]) -> list[tuple[Any, ...]]:
+        read = memoryview(b"".join(_HDR.pack(i, op) + b for i, b in enumerate(bodies)))
+        out, pos = [], 0
+        for b in bodies:
+            out.append((op, read[pos : pos + 8 + len(b)]))
+            pos += 8 + len(b)
+        return out
+
+    dec = proto.decode_request
+    hdrs = [TxnHeader(0x1234, i, 0x100000000 + i, 1_700_000_000_000, _SET) for i in range(n)]
+    chdrs = [TxnHeader(0x1234, i, 0x100000000 + i, 1_700_000_000_000, _CREATE) for i in range(n)]
+    set_txns = [(h, SetDataTxn(p, VALUE, 3)) for h, p in zip(hdrs, paths, strict=True)]
+    create_txns = [(h, CreateTxn(p, VALUE, OPEN_ACL_UNSAFE, False, 4)) for h, p in zip(chdrs, paths, strict=True)]
+
+    def dec_req(op: int, payload: Any) -> Any:
+        return dec(op, payload, max_len=DEFAULT_MAX_BUFFER, offset=8)
+
+    return [
+        ("decode_request setData", dec_req, views(_SET, [Setup.set_body(p, VALUE) for p in paths])),
+        ("decode_request create", dec_req, views(_CREATE, [Setup.create_body(p, VALUE) for p in paths])),
+        ("decode_request getData", dec_req, views(int(OpCode.getData), get_body)),
+        ("encode_reply SetDataResponse", proto.encode_reply,
+         [(i, 0x100000000 + i, 0, proto.SetDataResponse(stat)) for i in range(n)]),
+        ("encode_reply CreateResponse", proto.encode_reply,
+         [(i, 0x100000000 + i, 0, proto.CreateResponse(p)) for i, p in enumerate(paths)]),
+        ("encode_reply GetDataResponse", proto.encode_reply,
+         [(i, 0x100000000 + i, 0, proto.GetDataResponse(VALUE, stat)) for i in range(n)]),
+        ("encode_txn SetDataTxn", encode_txn, set_txns),
+        ("encode_txn CreateTxn", encode_txn, create_txns),
+        ("decode_txn SetDataTxn", decode_txn, [(encode_txn(*a),) for a in set_txns]),
+        ("decode_txn CreateTxn", decode_txn, [(encode_txn(*a),) for a in create_txns]),
+        ("encode_request setData", proto.encode_request,
+         [(i, _SET, proto.SetDataRequest(p, VALUE, -1)) for i, p in enumerate(paths)]),
+        ("encode_request create", proto.encode_request,
+         [(i, _CREATE, proto.CreateRequest(p, VALUE, OPEN_ACL_UNSAFE, 0)) for i, p in enumerate(paths)]),
+        ("encode_request getData", proto.encode_request,
+         [(i, int(OpCode.getData), proto.GetDataRequest(p, True)) for i, p in enumerate(paths)]),
+    ]
+
+
+def measure_codecs(reps: int, clock: Any, rounds: int = 40) -> dict[str, float]:
+    """Best ns/call of each codec case over ``reps`` timings of ``rounds`` passes."""
+    out: dict[str, float] = {}
+    for name, fn, args in codec_cases():
+        best = float("inf")
+        calls = args * rounds
+        for rep in range(reps + 1):
+            gc.collect()
+            t0 = clock()
+            for a in calls:
+                fn(*a)
+            dt = clock() - t0
+            if rep:
+                best = min(best, dt)
+        out[name] = best / len(calls) * 1e9
+    return out
+
+
 def profile(kind: str, n: int) -> None:
     s = Setup()
     frames = set_frames(s, n) if kind == "set" else create_frames(s, n, "p")
@@ -344,8 +420,14 @@ def main() -> None:
         "--cpu", action="store_true",
         help="time with time.thread_time (CPU time: steadier on a busy machine) instead of perf_counter",
     )
+    ap.add_argument("--codecs", action="store_true", help="time each codec call alone (ns/call) instead")
     args = ap.parse_args()
     gc.set_threshold(*THRESHOLDS)  # the server's policy while serving (server/gcpolicy.py)
+    if args.codecs:
+        clock = time.thread_time if args.cpu else time.perf_counter
+        for name, ns in measure_codecs(args.reps, clock).items():
+            print(f"{name:32s} {ns:7.1f} ns/call")
+        return
     if args.profile:
         profile(args.profile, args.n)
         return

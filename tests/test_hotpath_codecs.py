@@ -1,10 +1,13 @@
-"""The write path's inlined codec fast paths give exactly what the general code gives.
+"""The write path's codec fast paths (generated from the record tables, see
+``protocol/codegen.py``) give exactly what the general code gives.
 
-* ``proto.decode_request`` for setData (inlined) and create (``_dec_create``)
-  against the checked ``Reader`` decoders, for ``bytes``, ``bytearray`` and
-  ``memoryview`` payloads (small ones are copied to bytes once, big ones not).
+* ``proto.decode_request`` for setData and create (``_jute_decode``) against
+  the checked ``Reader`` decoders, for ``bytes``, ``bytearray`` and
+  ``memoryview`` payloads (small ones are copied to bytes once, big ones are
+  read by the checked reader from the view).
 * ``proto.encode_reply`` for ``SetDataResponse`` / ``CreateResponse``
-  (inlined) against the generic ``Writer`` encoding.
+  (inlined in the generated ``encode_reply``) against the generic ``Writer``
+  encoding.
 * ``txn.encode_txn`` for ``SetDataTxn`` / ``CreateTxn`` (inlined) against
   the generic encoding; ``txnlog.append_entry`` against ``encode_entry``.
 * ``paths.plain_path`` (inlined in prep's create) implies ``path_error`` is None.
@@ -80,7 +83,7 @@ def test_set_data_decode_is_the_checked_decode(path: bytes, data: bytes | None, 
 @settings(deadline=None, max_examples=50)
 @given(st.integers(proto._COPY_LIMIT - 40, proto._COPY_LIMIT + 40), st.integers(0, 6), st.booleans())
 def test_big_payloads_decode_without_the_copy(size: int, cut: int, create: bool) -> None:
-    # Payloads over _COPY_LIMIT are decoded from the view itself.
+    # Payloads over _COPY_LIMIT are decoded from the view itself (by the checked reader).
     data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
     if create:
         w = Writer()

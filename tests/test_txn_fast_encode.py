@@ -1,4 +1,4 @@
-"""The fast txn encoders (``txn._FAST_ENCODERS``) write exactly the generic jute bytes."""
+"""The generated txn encoders (``encode_txn``, ``txn._FAST_ENCODERS``) write exactly the generic jute bytes."""
 
 from __future__ import annotations
 

@@ -41,14 +41,30 @@ _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _BOOL = struct.Struct(">?")
 _INT_INT = struct.Struct(">ii")
-_unpack_int = _INT.unpack_from
-_unpack_long = _LONG.unpack_from
 _pack_int = _INT.pack
 _pack_long = _LONG.pack
 
 
 class JuteError(ValueError):
     """Malformed jute input: truncated, a bad length, or bad UTF-8."""
+
+
+def _fixed_reader(st: struct.Struct) -> Callable[[Reader], int]:
+    """``Reader.read_int`` / ``read_long``: :meth:`Reader._need` inlined (the
+    hottest reads of the checked decoders)."""
+    size = st.size
+    unpack = st.unpack_from
+
+    def read(self: Reader) -> int:
+        pos = self.pos
+        if pos + size > self.end:
+            raise JuteError(f"truncated record: need {size} bytes at offset {pos}, have {self.end - pos}")
+        self.pos = pos + size
+        v: int = unpack(self.data, pos)[0]
+        return v
+
+    read.__name__ = f"read_{'int' if size == 4 else 'long'}"
+    return read
 
 
 class Reader:
@@ -84,19 +100,8 @@ class Reader:
         self.pos = pos + n
         return pos
 
-    def read_int(self) -> int:
-        pos = self.pos
-        if pos + 4 > self.end:
-            raise JuteError(f"truncated record: need 4 bytes at offset {pos}, have {self.end - pos}")
-        self.pos = pos + 4
-        return _unpack_int(self.data, pos)[0]  # type: ignore[no-any-return]
-
-    def read_long(self) -> int:
-        pos = self.pos
-        if pos + 8 > self.end:
-            raise JuteError(f"truncated record: need 8 bytes at offset {pos}, have {self.end - pos}")
-        self.pos = pos + 8
-        return _unpack_long(self.data, pos)[0]  # type: ignore[no-any-return]
+    read_int = _fixed_reader(_INT)
+    read_long = _fixed_reader(_LONG)
 
     def read_bool(self) -> bool:
         pos = self._need(1)

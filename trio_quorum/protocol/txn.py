@@ -27,28 +27,41 @@ multi(14)                              MultiTxn (a vector of (type, bytes) sub-t
 An optional ``TxnDigest{int version; long treeDigest}`` may follow the record
 (ZooKeeper 3.6+ with ``digest.enabled``); :func:`decode_txn` returns it when present.
 
+Each record is declared once, as its jute field table (:mod:`.schema`); the
+readers, writers, and the byte-level :func:`encode_txn` / :func:`decode_txn`
+fast paths are generated from the tables (:mod:`.codegen`), with setData and
+create (the bulk of a log) inlined in them.
+
 Performance (every write builds a header and a record, and the log encodes
 them): the records are slotted dataclasses **without** ``frozen=True``, whose
-generated ``__init__`` goes through ``object.__setattr__`` per field (a
-``TxnHeader`` cost ~0.9 us to build frozen, ~0.25 us now).  They keep value
-equality and hashing (``unsafe_hash``); treat them as immutable all the same:
-one instance is shared by the log, the tree and (in an ensemble) the proposal.
-:func:`encode_txn` encodes the hot record types (setData, create*, delete,
-error, check) with precompiled structs in one ``join`` instead of a ``Writer``.
+``__init__`` is a plain slot store per field (a frozen ``TxnHeader`` cost
+~0.9 us to build, ~0.25 us now).  They keep value equality and hashing
+(``unsafe_hash``); treat them as immutable all the same: one instance is
+shared by the log, the tree and (in an ensemble) the proposal.
+
+Invariants: no IO; :func:`decode_txn` raises only :class:`~.jute.JuteError`.
 """
 
 from __future__ import annotations
 
 __sans_io__ = True
 
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+from . import schema
+from .codegen import (
+    build_lines,
+    compile_function,
+    decode_lines,
+    encode_case,
+    fields_of,
+    indent,
+    make_encoder,
+)
 from .consts import OpCode
-from .data import ACL, OPEN_ACL_UNSAFE, read_acl, write_acl
 from .jute import JuteError, Reader, Writer
+from .schema import ACLs, Bool, Buffer, Int, JuteRecord, Long, UString, record
 
 __all__ = [
     "TxnHeader",
@@ -71,164 +84,145 @@ __all__ = [
     "decode_record",
 ]
 
-_HDR = struct.Struct(">qiqqi")
+
+@record(frozen=False)
+class TxnHeader(JuteRecord):
+    """The header of every txn: the session and its request's cxid, the zxid, the
+    leader's wall clock (ms) when it proposed the txn, and the txn type."""
+
+    client_id: Long
+    cxid: Int
+    zxid: Long
+    time: Long
+    type: Int
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class TxnHeader:
-    client_id: int
-    cxid: int
-    zxid: int
-    time: int
-    type: int
-
-    def write(self, w: Writer) -> None:
-        w.buf += _HDR.pack(self.client_id, self.cxid, self.zxid, self.time, self.type)
-
-    @staticmethod
-    def read(r: Reader) -> TxnHeader:
-        pos = r._need(_HDR.size)
-        return TxnHeader(*_HDR.unpack_from(r.data, pos))
+#: CreateTxnV0 (pre-3.3) had no parentCVersion; -1 means "bump by one".
+ParentCVersion = Annotated[int, schema.Trailing(schema.INT, -1)]
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class CreateTxn:
-    path: str
-    data: bytes
-    acl: tuple[ACL, ...]
-    ephemeral: bool
-    parent_cversion: int
+@record(frozen=False)
+class CreateTxn(JuteRecord):
+    """create / create2: the parent's cversion after the create is in ``parent_cversion``."""
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_buffer(self.data)
-        w.write_vector(self.acl, write_acl)
-        w.write_bool(self.ephemeral)
-        w.write_int(self.parent_cversion)
+    path: UString
+    data: Buffer
+    acl: ACLs
+    ephemeral: Bool
+    parent_cversion: ParentCVersion
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class CreateContainerTxn:
-    path: str
-    data: bytes
-    acl: tuple[ACL, ...]
-    parent_cversion: int
+@record(frozen=False)
+class CreateContainerTxn(JuteRecord):
+    """createContainer: a node deleted once its last child goes."""
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_buffer(self.data)
-        w.write_vector(self.acl, write_acl)
-        w.write_int(self.parent_cversion)
+    path: UString
+    data: Buffer
+    acl: ACLs
+    parent_cversion: Int
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class CreateTTLTxn:
-    path: str
-    data: bytes
-    acl: tuple[ACL, ...]
-    parent_cversion: int
-    ttl: int
+@record(frozen=False)
+class CreateTTLTxn(JuteRecord):
+    """createTTL: a node deleted once childless and unmodified for ``ttl`` ms."""
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_buffer(self.data)
-        w.write_vector(self.acl, write_acl)
-        w.write_int(self.parent_cversion)
-        w.write_long(self.ttl)
+    path: UString
+    data: Buffer
+    acl: ACLs
+    parent_cversion: Int
+    ttl: Long
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class DeleteTxn:
-    path: str
+@record(frozen=False)
+class DeleteTxn(JuteRecord):
+    """delete, and deleteContainer (the container reaper's)."""
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-
-
-@dataclass(slots=True, unsafe_hash=True)
-class SetDataTxn:
-    path: str
-    data: bytes
-    version: int
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_buffer(self.data)
-        w.write_int(self.version)
+    path: UString
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class SetACLTxn:
-    path: str
-    acl: tuple[ACL, ...]
-    version: int
+@record(frozen=False)
+class SetDataTxn(JuteRecord):
+    """setData: ``version`` is the node's version after the txn."""
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_vector(self.acl, write_acl)
-        w.write_int(self.version)
+    path: UString
+    data: Buffer
+    version: Int
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class CheckVersionTxn:
-    path: str
-    version: int
+@record(frozen=False)
+class SetACLTxn(JuteRecord):
+    """setACL: ``version`` is the node's aversion after the txn."""
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_int(self.version)
-
-
-@dataclass(slots=True, unsafe_hash=True)
-class CreateSessionTxn:
-    timeout: int
-
-    def write(self, w: Writer) -> None:
-        w.write_int(self.timeout)
+    path: UString
+    acl: ACLs
+    version: Int
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class CloseSessionTxn:
+@record(frozen=False)
+class CheckVersionTxn(JuteRecord):
+    """check (in a multi): the version the node had to have."""
+
+    path: UString
+    version: Int
+
+
+@record(frozen=False)
+class CreateSessionTxn(JuteRecord):
+    """createSession: the negotiated session timeout (ms)."""
+
+    timeout: Int
+
+
+@record(frozen=False)
+class CloseSessionTxn(JuteRecord):
     """``paths`` is ``None`` for an old-format close with an empty body."""
 
-    paths: tuple[str, ...] | None
-
-    def write(self, w: Writer) -> None:
-        if self.paths is not None:
-            w.write_ustring_vector(self.paths)
+    paths: Annotated[tuple[str, ...] | None, schema.Trailing(schema.USTRING_VECTOR)]
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class ErrorTxn:
-    err: int
+@record(frozen=False)
+class ErrorTxn(JuteRecord):
+    """A write that failed: its error, so the zxid and the session's order stay whole."""
 
-    def write(self, w: Writer) -> None:
-        w.write_int(self.err)
+    err: Int
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class MultiTxn:
+def _write_subtxns(w: Writer, txns: tuple[tuple[int, Any], ...]) -> None:
+    w.write_int(len(txns))
+    for typ, rec in txns:
+        w.write_int(typ)
+        w.write_buffer(encode_record(rec))
+
+
+def _read_subtxns(r: Reader) -> tuple[tuple[int, Any], ...]:
+    n = r.read_int()
+    if n < 0 or n > r.remaining():
+        raise JuteError(f"bad multi txn count {n}")
+    subs: list[tuple[int, TxnRecord]] = []
+    for _ in range(n):
+        sub_type = r.read_int()
+        body = r.read_buffer()
+        subs.append((sub_type, decode_record(sub_type, Reader(body))))
+    return tuple(subs)
+
+
+#: MultiTxn's body: ``int count`` then per sub-txn ``int type`` and the record as a ``buffer``
+SubTxns = Annotated[tuple[tuple[int, "TxnRecord"], ...], schema.Custom("vector<Txn>", _read_subtxns, _write_subtxns)]
+
+
+@record(frozen=False)
+class MultiTxn(JuteRecord):
     """Sub-transactions as (type, record) pairs; all share the multi's zxid."""
 
-    txns: tuple[tuple[int, TxnRecord], ...] = field(default_factory=tuple)
-
-    def write(self, w: Writer) -> None:
-        w.write_int(len(self.txns))
-        for typ, rec in self.txns:
-            w.write_int(typ)
-            sub = Writer()
-            rec.write(sub)
-            w.write_buffer(bytes(sub.buf))
+    txns: SubTxns = ()
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class TxnDigest:
-    version: int
-    tree_digest: int
+@record(frozen=False)
+class TxnDigest(JuteRecord):
+    """The tree's digest after the txn (ZooKeeper 3.6+ with ``digest.enabled``)."""
 
-    def write(self, w: Writer) -> None:
-        w.write_int(self.version)
-        w.write_long(self.tree_digest)
+    version: Int
+    tree_digest: Long
 
 
 TxnRecord = (
@@ -245,52 +239,32 @@ TxnRecord = (
     | MultiTxn
 )
 
-
-def _acl_tuple(r: Reader) -> tuple[ACL, ...]:
-    return tuple(r.read_vector(read_acl))
+#: The record class of each header type.
+_RECORD_OF_TYPE: dict[int, type] = {
+    int(OpCode.create): CreateTxn,
+    int(OpCode.create2): CreateTxn,
+    int(OpCode.createContainer): CreateContainerTxn,
+    int(OpCode.createTTL): CreateTTLTxn,
+    int(OpCode.delete): DeleteTxn,
+    int(OpCode.deleteContainer): DeleteTxn,
+    int(OpCode.setData): SetDataTxn,
+    int(OpCode.setACL): SetACLTxn,
+    int(OpCode.check): CheckVersionTxn,
+    int(OpCode.createSession): CreateSessionTxn,
+    int(OpCode.closeSession): CloseSessionTxn,
+    int(OpCode.error): ErrorTxn,
+    int(OpCode.multi): MultiTxn,
+}
+_READERS: dict[int, Callable[[Reader], Any]] = {t: cls.read for t, cls in _RECORD_OF_TYPE.items()}  # type: ignore[attr-defined]
 
 
 def decode_record(typ: int, r: Reader) -> TxnRecord:
     """Decode the record that goes with header type ``typ``."""
-    if typ in (OpCode.create, OpCode.create2):
-        path = r.read_ustring()
-        data = r.read_buffer()
-        acl = _acl_tuple(r)
-        ephemeral = r.read_bool()
-        # CreateTxnV0 (pre-3.3) had no parentCVersion; -1 means "bump by one".
-        pcv = r.read_int() if r.remaining() >= 4 else -1
-        return CreateTxn(path, data, acl, ephemeral, pcv)
-    if typ == OpCode.createContainer:
-        return CreateContainerTxn(r.read_ustring(), r.read_buffer(), _acl_tuple(r), r.read_int())
-    if typ == OpCode.createTTL:
-        return CreateTTLTxn(r.read_ustring(), r.read_buffer(), _acl_tuple(r), r.read_int(), r.read_long())
-    if typ in (OpCode.delete, OpCode.deleteContainer):
-        return DeleteTxn(r.read_ustring())
-    if typ == OpCode.setData:
-        return SetDataTxn(r.read_ustring(), r.read_buffer(), r.read_int())
-    if typ == OpCode.setACL:
-        return SetACLTxn(r.read_ustring(), _acl_tuple(r), r.read_int())
-    if typ == OpCode.check:
-        return CheckVersionTxn(r.read_ustring(), r.read_int())
-    if typ == OpCode.createSession:
-        return CreateSessionTxn(r.read_int())
-    if typ == OpCode.closeSession:
-        if r.remaining() < 4:
-            return CloseSessionTxn(None)
-        return CloseSessionTxn(tuple(r.read_ustring_vector()))
-    if typ == OpCode.error:
-        return ErrorTxn(r.read_int())
-    if typ == OpCode.multi:
-        n = r.read_int()
-        if n < 0 or n > r.remaining():
-            raise JuteError(f"bad multi txn count {n}")
-        subs: list[tuple[int, TxnRecord]] = []
-        for _ in range(n):
-            sub_type = r.read_int()
-            body = r.read_buffer()
-            subs.append((sub_type, decode_record(sub_type, Reader(body))))
-        return MultiTxn(tuple(subs))
-    raise JuteError(f"unknown txn type {typ}")
+    read = _READERS.get(typ)
+    if read is None:
+        raise JuteError(f"unknown txn type {typ}")
+    rec: TxnRecord = read(r)
+    return rec
 
 
 def encode_record(rec: TxnRecord) -> bytes:
@@ -299,124 +273,31 @@ def encode_record(rec: TxnRecord) -> bytes:
     return bytes(w.buf)
 
 
-# ---------------------------------------------------------------- fast encoders
+# ---------------------------------------------------------------- generated fast paths
 #
-# TxnHeader followed by the int32 length of the record's first field (the path).
-_HDR_LEN = struct.Struct(">qiqqii")
-_HDR_INT = _HDR_LEN  # header + one int (ErrorTxn, CreateSessionTxn)
-_pack_hdr_len = _HDR_LEN.pack
-_pack_int = struct.Struct(">i").pack
-_NULL = b"\xff\xff\xff\xff"
-_pack_bool_int = struct.Struct(">?i").pack
-_ACL_BYTES: dict[tuple[ACL, ...], bytes] = {}
+# encode_txn and _decode_txn_fast are generated from the tables above; setData
+# and create are inlined in them, the other records have their own encoder in
+# _FAST_ENCODERS.  Print them with ``python -m trio_quorum.protocol --show encode_txn``.
+
+_ns: dict[str, Any] = {"Reader": Reader}
+#: Inlined in encode_txn and _decode_txn_fast: what a log is mostly made of.
+_HOT = (SetDataTxn, CreateTxn)
+_FAST_ENCODERS: dict[type, Callable[[TxnHeader, Any], bytes | None]] = {}
+for _cls in (SetDataTxn, CreateTxn, CreateContainerTxn, CreateTTLTxn, DeleteTxn, SetACLTxn, CheckVersionTxn,
+             ErrorTxn, CreateSessionTxn):
+    _enc = make_encoder(f"_encode_{_cls.__name__}", "hdr, rec",
+                        encode_case(fields_of("hdr", TxnHeader) + fields_of("rec", _cls), _ns), _ns)
+    if _enc is not None:
+        _FAST_ENCODERS[_cls] = _enc
 
 
-def _acl_bytes(acl: tuple[ACL, ...]) -> bytes:
-    """The jute vector of ``acl``; the few distinct ACL lists a server sees are memoised."""
-    b = _ACL_BYTES.get(acl)
-    if b is None:
-        w = Writer()
-        w.write_vector(acl, write_acl)
-        b = bytes(w.buf)
-        if len(_ACL_BYTES) < 256:
-            _ACL_BYTES[acl] = b
-    return b
-
-
-_OPEN_ACL_BYTES = _acl_bytes(OPEN_ACL_UNSAFE)
-
-
-def _enc_set_data(h: TxnHeader, r: SetDataTxn) -> bytes:
-    p = r.path.encode()
-    d = r.data
-    if d is None:
-        return b"".join((_pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
-                         _NULL, _pack_int(r.version)))
-    return b"".join((_pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
-                     _pack_int(len(d)), d, _pack_int(r.version)))
-
-
-def _enc_create(h: TxnHeader, r: CreateTxn) -> bytes:
-    p = r.path.encode()
-    d = r.data
-    return b"".join((
-        _pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
-        _NULL if d is None else _pack_int(len(d)), d or b"",
-        _acl_bytes(r.acl), _pack_bool_int(bool(r.ephemeral), r.parent_cversion),
-    ))
-
-
-def _enc_create_container(h: TxnHeader, r: CreateContainerTxn) -> bytes:
-    p = r.path.encode()
-    d = r.data
-    return b"".join((
-        _pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
-        _NULL if d is None else _pack_int(len(d)), d or b"",
-        _acl_bytes(r.acl), _pack_int(r.parent_cversion),
-    ))
-
-
-def _enc_delete(h: TxnHeader, r: DeleteTxn) -> bytes:
-    p = r.path.encode()
-    return _pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)) + p
-
-
-def _enc_check(h: TxnHeader, r: CheckVersionTxn) -> bytes:
-    p = r.path.encode()
-    return b"".join((_pack_hdr_len(h.client_id, h.cxid, h.zxid, h.time, h.type, len(p)), p,
-                     _pack_int(r.version)))
-
-
-def _enc_error(h: TxnHeader, r: ErrorTxn) -> bytes:
-    return _HDR_INT.pack(h.client_id, h.cxid, h.zxid, h.time, h.type, r.err)
-
-
-def _enc_create_session(h: TxnHeader, r: CreateSessionTxn) -> bytes:
-    return _HDR_INT.pack(h.client_id, h.cxid, h.zxid, h.time, h.type, r.timeout)
-
-
-_FAST_ENCODERS: dict[type, Callable[[TxnHeader, Any], bytes]] = {
-    SetDataTxn: _enc_set_data,
-    CreateTxn: _enc_create,
-    CreateContainerTxn: _enc_create_container,
-    DeleteTxn: _enc_delete,
-    CheckVersionTxn: _enc_check,
-    ErrorTxn: _enc_error,
-    CreateSessionTxn: _enc_create_session,
-}
-
-
-def encode_txn(hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) -> bytes:
-    """TxnHeader + record (+ digest): the bytes a log entry and a PROPOSAL carry."""
+def _encode_txn_general(hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None) -> bytes:
     if digest is None and hdr.__class__ is TxnHeader:
-        cls = rec.__class__
-        if cls is SetDataTxn:
-            # _enc_set_data inlined for the hottest record (same bytes).
-            path = rec.path  # type: ignore[union-attr]
-            d = rec.data  # type: ignore[union-attr]
-            if path.__class__ is str and d.__class__ is bytes:
-                p = path.encode()
-                return b"".join((
-                    _pack_hdr_len(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, hdr.type, len(p)), p,
-                    _pack_int(len(d)), d, _pack_int(rec.version),  # type: ignore[union-attr]
-                ))
-        elif cls is CreateTxn:
-            # _enc_create inlined for a create with OPEN_ACL_UNSAFE (same bytes).
-            path = rec.path  # type: ignore[union-attr]
-            d = rec.data  # type: ignore[union-attr]
-            if path.__class__ is str and d.__class__ is bytes and rec.acl is OPEN_ACL_UNSAFE:  # type: ignore[union-attr]
-                p = path.encode()
-                return b"".join((
-                    _pack_hdr_len(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, hdr.type, len(p)), p,
-                    _pack_int(len(d)), d, _OPEN_ACL_BYTES,
-                    _pack_bool_int(bool(rec.ephemeral), rec.parent_cversion),  # type: ignore[union-attr]
-                ))
-        enc = _FAST_ENCODERS.get(cls)
+        enc = _FAST_ENCODERS.get(rec.__class__)
         if enc is not None:
-            try:
-                return enc(hdr, rec)
-            except (AttributeError, TypeError):
-                pass  # a field of an unexpected type (None path, ...): the generic path decides
+            payload = enc(hdr, rec)
+            if payload is not None:
+                return payload
     w = Writer()
     hdr.write(w)
     rec.write(w)
@@ -425,72 +306,63 @@ def encode_txn(hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) 
     return bytes(w.buf)
 
 
-_TXN_FAST_HDR = struct.Struct(">qiqqii")  # TxnHeader + the record's first int (a length)
-_FAST_INT = struct.Struct(">i")
-_FAST_DIGEST = struct.Struct(">iq")
-_FAST_CREATE_TYPES = (int(OpCode.create), int(OpCode.create2))
-_FAST_SET_DATA = int(OpCode.setData)
+def _encode_txn_source() -> list[str]:
+    _ns.update(TxnHeader=TxnHeader, _general=_encode_txn_general)
+    lines = [
+        "def encode_txn(hdr, rec, digest=None):",
+        "    if digest is None and hdr.__class__ is TxnHeader:",
+        "        cls = rec.__class__",
+    ]
+    for k, cls in enumerate(_HOT):
+        _ns[cls.__name__] = cls
+        case = encode_case(fields_of("hdr", TxnHeader) + fields_of("rec", cls), _ns)
+        assert case is not None
+        lines += [f"        {'if' if k == 0 else 'elif'} cls is {cls.__name__}:", *indent(case, 3)]
+    lines.append("    return _general(hdr, rec, digest)")
+    return lines
 
 
-def _decode_txn_fast(data: bytes) -> tuple[TxnHeader, TxnRecord, TxnDigest | None] | None:
-    """:func:`decode_txn` for the txns a log replay is made of: a create with
-    OPEN_ACL_UNSAFE, or a setData, with plain (non-null) strings and buffers.
+encode_txn: Callable[..., bytes] = compile_function("encode_txn", _encode_txn_source(), _ns)
+encode_txn.__doc__ = "TxnHeader + record (+ digest): the bytes a log entry and a PROPOSAL carry."
 
-    Returns None for anything else, or anything unusual (null or negative
-    lengths, lengths past the end, bad UTF-8, a pre-3.3 create): the general
-    decoder then decodes it and raises its own errors.
-    """
-    end = len(data)
-    if end < 36:
-        return None
-    client_id, cxid, zxid, time_, typ, n = _TXN_FAST_HDR.unpack_from(data)
-    if typ == _FAST_SET_DATA:
-        is_create = False
-    elif typ in _FAST_CREATE_TYPES:
-        is_create = True
-    else:
-        return None
-    pos = 36
-    if n < 0 or pos + n + 4 > end:
-        return None
-    try:
-        path = str(data[pos : pos + n], "utf-8")
-    except UnicodeDecodeError:
-        return None
-    pos += n
-    (dn,) = _FAST_INT.unpack_from(data, pos)
-    pos += 4
-    if dn < 0 or pos + dn > end:
-        return None
-    value = data[pos : pos + dn]
-    pos += dn
-    rec: TxnRecord
-    if is_create:
-        if not data.startswith(_OPEN_ACL_BYTES, pos):
-            return None
-        pos += len(_OPEN_ACL_BYTES)
-        if pos + 5 > end:
-            return None
-        ephemeral = data[pos] != 0
-        (pcv,) = _FAST_INT.unpack_from(data, pos + 1)
-        pos += 5
-        rec = CreateTxn(path, value, OPEN_ACL_UNSAFE, ephemeral, pcv)
-    else:
-        if pos + 4 > end:
-            return None
-        (version,) = _FAST_INT.unpack_from(data, pos)
-        pos += 4
-        rec = SetDataTxn(path, value, version)
-    digest = None
-    if end - pos >= 12:
-        digest = TxnDigest(*_FAST_DIGEST.unpack_from(data, pos))
-    return TxnHeader(client_id, cxid, zxid, time_, typ), rec, digest
+
+def _decode_txn_source() -> list[str]:
+    """``_decode_txn_fast(b)``: :func:`decode_txn` of ``bytes`` for the hot
+    records, None for the other types; None too at the first irregular input
+    (the general decoder then decodes it and raises its own errors)."""
+    hdr = [(f"h_{n}", t) for n, t in schema.jute_fields(TxnHeader)]
+    lines = ["def _decode_txn_fast(b):", "    end = len(b)", "    max_len = end", "    p = 0"]
+    lines += indent(decode_lines(hdr, "return None", _ns))
+    for k, cls in enumerate(_HOT):
+        types = sorted(t for t, c in _RECORD_OF_TYPE.items() if c is cls)
+        test = " or ".join(f"h_type == {t}" for t in types)
+        table = schema.jute_fields(cls)
+        lines.append(f"    {'if' if k == 0 else 'elif'} {test}:")
+        lines += indent(decode_lines(table, "return None", _ns), 2)
+        lines += indent(build_lines(cls, [n for n, _ in table], [n for n, _ in table], "o", False, _ns), 2)
+    lines += ["    else:", "        return None"]
+    lines += indent(build_lines(TxnHeader, [n for n, _ in schema.jute_fields(TxnHeader)], [v for v, _ in hdr], "h",
+                                False, _ns))
+    digest = schema.jute_fields(TxnDigest)
+    size = sum(t.min_size for _, t in digest)
+    lines += [f"    if end - p < {size}:", "        return h, o, None"]
+    lines += indent(decode_lines(digest, "return None", _ns, checked=True))
+    lines += indent(build_lines(TxnDigest, [n for n, _ in digest], [n for n, _ in digest], "d", False, _ns))
+    lines.append("    return h, o, d")
+    return lines
+
+
+_decode_txn_fast: Callable[[bytes], tuple[TxnHeader, TxnRecord, TxnDigest | None] | None] = compile_function(
+    "_decode_txn_fast", _decode_txn_source(), _ns)
 
 
 def decode_txn(data: bytes | bytearray | memoryview) -> tuple[TxnHeader, TxnRecord, TxnDigest | None]:
     """Inverse of :func:`encode_txn`. Raises :class:`JuteError` on malformed input."""
     if data.__class__ is bytes:
-        fast = _decode_txn_fast(data)
+        try:
+            fast = _decode_txn_fast(data)
+        except UnicodeDecodeError:
+            fast = None  # the Reader raises its own JuteError for it
         if fast is not None:
             return fast
     r = Reader(data, max_len=len(data))
@@ -498,5 +370,6 @@ def decode_txn(data: bytes | bytearray | memoryview) -> tuple[TxnHeader, TxnReco
     rec = decode_record(hdr.type, r)
     digest = None
     if r.remaining() >= 12:
-        digest = TxnDigest(r.read_int(), r.read_long())
+        digest = TxnDigest.read(r)
     return hdr, rec, digest
+
