@@ -24,7 +24,7 @@ peers are answered in every role.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -42,7 +42,26 @@ from .following import following_role
 from .leading import leading_role
 
 if TYPE_CHECKING:
-    from .peer import Peer
+    from actors import ActorTree
+
+    from ..config import ServerConfig
+    from .chain import Chain
+    from .clientport import ClientPort
+    from .state import PeerState
+
+
+class PeerHost(Protocol):
+    """What the role loop needs of its peer (peer.py implements it)."""
+
+    name: str
+    config: ServerConfig
+    state: PeerState
+    clients: ClientPort
+    tree: ActorTree
+    role: str | None
+
+    def fail(self, message: str) -> None: ...
+    def _set_chain(self, chain: Chain | None) -> None: ...
 
 __all__ = ["QuorumPeer"]
 
@@ -59,7 +78,7 @@ def _address(host: str, port: int) -> str:
 class QuorumPeer:
     """Election, quorum links and the role loop of one peer of an ensemble."""
 
-    def __init__(self, peer: Peer, network: Any = None) -> None:
+    def __init__(self, peer: PeerHost, network: Any = None) -> None:
         self.peer = peer
         quorum = peer.config.quorum
         assert quorum is not None
