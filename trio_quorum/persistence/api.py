@@ -27,7 +27,10 @@ What a ZAB peer needs on top (both stores, same semantics; docs/storage.md):
 
 * Epochs: :attr:`Storage.accepted_epoch` / :attr:`Storage.current_epoch` are
   -1 before :meth:`Storage.restore` and afterwards what ``QuorumPeer.loadDataBase``
-  computes (:func:`resolve_epochs`); ``set_*`` are durable before returning.
+  computes (:func:`resolve_epochs`); reading them raises its
+  :class:`CorruptStorage` when the stored ones are inconsistent (restore itself
+  does not: a standalone server never needs them); ``set_*`` are durable
+  before returning.
 * DIFF: :meth:`Storage.read_txns` returns durable (synced) transactions after a
   zxid; it is complete exactly when ``after_zxid >= min_logged_zxid() - 1``
   (else :class:`LogGap`: the leader sends a SNAP).
@@ -152,7 +155,7 @@ class Storage(Protocol):
     # -- ZAB ------------------------------------------------------------------
     @property
     def accepted_epoch(self) -> int:
-        """``acceptedEpoch``: -1 before :meth:`restore`."""
+        """``acceptedEpoch``: -1 before :meth:`restore`; CorruptStorage if inconsistent."""
         ...
 
     @property
@@ -180,9 +183,12 @@ class Storage(Protocol):
         ...
 
     def min_logged_zxid(self) -> int:
-        """The oldest zxid the logs still hold (``last durable zxid + 1`` when they hold none).
+        """``M`` such that the logs hold every durable txn with zxid >= ``M``.
 
-        :meth:`read_txns` ``(after)`` is complete iff ``after >= min_logged_zxid() - 1``.
+        The oldest logged zxid, or one past the snapshot the oldest log continues
+        from (a log starting an epoch at ``(e, 1)`` after snapshot ``S``: ``S + 1``),
+        or ``last durable zxid + 1`` when nothing is logged.
+        :meth:`read_txns` ``(after)`` is complete iff ``after >= M - 1``.
         """
         ...
 

@@ -52,7 +52,7 @@ def write_epoch(data_dir: str, name: str, value: int) -> None:
     atomic_write(os.path.join(version_dir(data_dir, create=True), name), str(int(value)).encode())
 
 
-def load_epochs(data_dir: str, last_zxid: int) -> tuple[int, int]:
+def load_epochs(data_dir: str, last_zxid: int) -> tuple[int, int] | CorruptStorage:
     """``(acceptedEpoch, currentEpoch)`` after a restore to ``last_zxid`` (``QuorumPeer.loadDataBase``).
 
     A missing file gets the epoch of ``last_zxid`` and is written (as
@@ -61,8 +61,13 @@ def load_epochs(data_dir: str, last_zxid: int) -> tuple[int, int]:
     replaced by a ``currentEpoch.tmp`` an interrupted write left, if it is
     recent enough (:func:`~.api.resolve_epochs`).
 
+    Returns the error instead of raising it for inconsistent epochs (see
+    :func:`~.api.resolve_epochs`): only a quorum peer needs them (the store
+    raises it when they are read); a standalone server starts regardless,
+    as ZooKeeper's standalone server never reads them.
+
     Raises:
-        CorruptStorage: inconsistent epochs (see :func:`~.api.resolve_epochs`).
+        CorruptStorage: an epoch file does not hold a number.
     """
     accepted = read_epoch(data_dir, ACCEPTED_EPOCH)
     current = read_epoch(data_dir, CURRENT_EPOCH)
@@ -72,7 +77,11 @@ def load_epochs(data_dir: str, last_zxid: int) -> tuple[int, int]:
             tmp = read_epoch(data_dir, CURRENT_EPOCH + ".tmp")
         except CorruptStorage:
             tmp = None
-    acc, cur, write_acc, write_cur = resolve_epochs(last_zxid, accepted, current, tmp)
+    try:
+        acc, cur, write_acc, write_cur = resolve_epochs(last_zxid, accepted, current, tmp)
+    except CorruptStorage as exc:
+        log.warning("%s", exc)
+        return exc
     if write_cur:
         log.info("%s not found or stale: setting it to %d", CURRENT_EPOCH, cur)
         write_epoch(data_dir, CURRENT_EPOCH, cur)

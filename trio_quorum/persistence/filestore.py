@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from ..protocol.txn import TxnDigest, TxnHeader, TxnRecord
-from .api import StorageFailed
+from .api import CorruptStorage, StorageFailed
 from .epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, load_epochs, write_epoch
 from .files import atomic_write, fsync_dir, version_dir
 from .forkchild import ForkUnavailable as _ForkUnavailable
@@ -167,6 +167,7 @@ class FileStore:
         self._accepted_epoch = -1
         self._current_epoch = -1
         self._rewriting: str | None = None
+        self._epoch_error: CorruptStorage | None = None
         self._failed: BaseException | None = None
         self._closed = False
         self._flushing = False
@@ -229,8 +230,8 @@ class FileStore:
 
         Raises:
             CorruptStorage: corruption in the middle of a log, no valid
-                snapshot among existing ones, logs without any snapshot, or
-                inconsistent epoch files.
+                snapshot among existing ones, or logs without any snapshot
+                (inconsistent epochs raise when the epochs are read).
             StorageFailed: called with appends not yet durable, or during a
                 truncate / install.
 
@@ -243,9 +244,12 @@ class FileStore:
             raise StorageFailed("restore while writes are in flight")
         await self.wait_snapshot_done()
         self._log.close()
-        zxid, self._accepted_epoch, self._current_epoch = await trio.to_thread.run_sync(
-            self._restore_sync, tree, sessions
-        )
+        zxid, epochs = await trio.to_thread.run_sync(self._restore_sync, tree, sessions)
+        if isinstance(epochs, CorruptStorage):
+            self._epoch_error = epochs
+        else:
+            self._epoch_error = None
+            self._accepted_epoch, self._current_epoch = epochs
         self._after_rewrite(zxid)
         return zxid
 
@@ -426,21 +430,31 @@ class FileStore:
 
     # ---------------------------------------------------------------- restore
 
-    def _restore_sync(self, tree: DataTree, sessions: dict[int, int]) -> tuple[int, int, int]:
+    def _restore_sync(
+        self, tree: DataTree, sessions: dict[int, int]
+    ) -> tuple[int, tuple[int, int] | CorruptStorage]:
         zxid = restore_into(self.snap_dir, self.log_dir, tree, sessions, self._write_snapshot_sync)
-        accepted, current = load_epochs(self.data_dir, zxid)
-        return zxid, accepted, current
+        return zxid, load_epochs(self.data_dir, zxid)
 
     # ------------------------------------------------------------------- ZAB
 
     @property
     def accepted_epoch(self) -> int:
-        """``acceptedEpoch`` (-1 before :meth:`restore`)."""
+        """``acceptedEpoch`` (-1 before :meth:`restore`).
+
+        Raises:
+            CorruptStorage: the restored epochs are inconsistent (ZooKeeper's
+                ``loadDataBase`` checks); only a quorum peer reads them.
+        """
+        if self._epoch_error is not None:
+            raise self._epoch_error
         return self._accepted_epoch
 
     @property
     def current_epoch(self) -> int:
-        """``currentEpoch`` (-1 before :meth:`restore`)."""
+        """``currentEpoch`` (-1 before :meth:`restore`); raises as :attr:`accepted_epoch`."""
+        if self._epoch_error is not None:
+            raise self._epoch_error
         return self._current_epoch
 
     async def set_accepted_epoch(self, epoch: int) -> None:
@@ -468,9 +482,9 @@ class FileStore:
             raise StorageFailed(f"writing {name} failed: {exc!r}") from exc
 
     def min_logged_zxid(self) -> int:
-        """The oldest logged zxid (the oldest log file's name), or the last durable zxid + 1
-        when there is no log; :meth:`read_txns` ``(after)`` works iff ``after >= this - 1``."""
-        return _min_logged_zxid(self.log_dir, self._durable_zxid)
+        """``M``: the logs hold every txn with zxid >= ``M`` (:func:`.history.min_logged_zxid`);
+        :meth:`read_txns` ``(after)`` works iff ``after >= M - 1``.  Lists the log directory."""
+        return _min_logged_zxid(self.snap_dir, self.log_dir, self._durable_zxid)
 
     async def read_txns(
         self, after_zxid: int, up_to_zxid: int | None = None
@@ -488,7 +502,7 @@ class FileStore:
         if self._rewriting is not None:
             raise StorageFailed(f"read_txns during {self._rewriting}")
         return await trio.to_thread.run_sync(
-            read_txns, self.log_dir, after_zxid, up_to_zxid, self._durable_zxid, self._durable_bound
+            read_txns, self.snap_dir, self.log_dir, after_zxid, up_to_zxid, self._durable_zxid, self._durable_bound
         )
 
     async def truncate(self, zxid: int) -> None:

@@ -46,14 +46,32 @@ log = logging.getLogger("trio_quorum.persistence")
 Txn = tuple[TxnHeader, TxnRecord]
 
 
-def min_logged_zxid(log_dir: str, durable_zxid: int) -> int:
-    """The zxid of the oldest logged txn (a log file is named after its first), or
-    ``durable_zxid + 1`` when there is no log file."""
-    logs = list_logs(log_dir)
-    return logs[0][0] if logs else durable_zxid + 1
+def min_logged_zxid(snap_dir: str, log_dir: str, durable_zxid: int) -> int:
+    """``M`` such that the logs hold every txn with zxid >= ``M`` (up to the durable end).
+
+    ``M`` is the first zxid of the oldest log file, or one past the newest
+    complete snapshot older than that file when there is one: restore trusts
+    the oldest log to continue from such a snapshot (ZooKeeper's
+    ``getLogFiles`` does not look for gaps either), so no txn lies between
+    them.  That is what lets a log that starts a new epoch, ``(e, 1)``,
+    serve a DIFF from the snapshot before it.  Without a log file:
+    ``durable_zxid + 1``.
+    """
+    return _lowest(list_logs(log_dir), snap_dir, durable_zxid)
+
+
+def _lowest(logs: list[tuple[int, str]], snap_dir: str, durable_zxid: int) -> int:
+    if not logs:
+        return durable_zxid + 1
+    first = logs[0][0]
+    for z, p in reversed(list_snapshots(snap_dir)):
+        if z < first and snapshot_complete(p):
+            return min(first, z + 1)
+    return first
 
 
 def read_txns(
+    snap_dir: str,
     log_dir: str,
     after: int,
     up_to: int | None,
@@ -72,9 +90,9 @@ def read_txns(
             (purged meanwhile).
     """
     logs = list_logs(log_dir)
-    lowest = logs[0][0] if logs else durable_zxid + 1
+    lowest = _lowest(logs, snap_dir, durable_zxid)
     if after < lowest - 1:
-        raise LogGap(f"txns after {after:#x} are no longer logged (oldest logged zxid {lowest:#x})")
+        raise LogGap(f"txns after {after:#x} are no longer logged (logged from zxid {lowest:#x} on)")
     hi = durable_zxid if up_to is None else min(up_to, durable_zxid)
     out: list[Txn] = []
     if hi <= after:

@@ -74,6 +74,7 @@ class MemStore:
         self.epochs: dict[str, int] = {}
         self._accepted_epoch = -1
         self._current_epoch = -1
+        self._epoch_error: CorruptStorage | None = None
         self._replay = replay or default_replay
         self._fail_syncs = 0
         self.sync_count = 0
@@ -89,7 +90,7 @@ class MemStore:
 
         Raises:
             StorageFailed: unsynced appends are pending (as FileStore).
-            CorruptStorage: inconsistent epochs.
+            CorruptStorage: (when the epochs are read) inconsistent epochs.
         """
         if self.pending:
             raise StorageFailed("restore while writes are in flight")
@@ -103,9 +104,14 @@ class MemStore:
             if hdr.zxid > last:
                 self._replay(tree, sessions, hdr, rec)
                 last = hdr.zxid
-        acc, cur, write_acc, write_cur = resolve_epochs(
-            last, self.epochs.get("acceptedEpoch"), self.epochs.get("currentEpoch")
-        )
+        self._epoch_error = None
+        try:
+            acc, cur, write_acc, write_cur = resolve_epochs(
+                last, self.epochs.get("acceptedEpoch"), self.epochs.get("currentEpoch")
+            )
+        except CorruptStorage as exc:
+            self._epoch_error = exc
+            return last
         if write_acc:
             self.epochs["acceptedEpoch"] = acc
         if write_cur:
@@ -171,10 +177,14 @@ class MemStore:
     # -- ZAB ---------------------------------------------------------------------
     @property
     def accepted_epoch(self) -> int:
+        if self._epoch_error is not None:
+            raise self._epoch_error
         return self._accepted_epoch
 
     @property
     def current_epoch(self) -> int:
+        if self._epoch_error is not None:
+            raise self._epoch_error
         return self._current_epoch
 
     async def set_accepted_epoch(self, epoch: int) -> None:
@@ -195,8 +205,16 @@ class MemStore:
         self.epochs[name] = epoch
 
     def min_logged_zxid(self) -> int:
-        """The oldest durable txn's zxid, or the last durable zxid + 1 when none is logged."""
-        return self.durable[0][0].zxid if self.durable else self._durable_zxid() + 1
+        """``M``: every txn with zxid >= ``M`` is logged (as FileStore: the oldest logged
+        zxid, or one past the newest snapshot before it, or past 0 with no snapshot at all;
+        the last durable zxid + 1 when nothing is logged)."""
+        if not self.durable:
+            return self._durable_zxid() + 1
+        first = self.durable[0][0].zxid
+        before = [z for z, _ in self.snapshots if z < first]
+        if before:
+            return min(first, before[-1] + 1)
+        return 1 if not self.snapshots else first
 
     async def read_txns(
         self, after_zxid: int, up_to_zxid: int | None = None
