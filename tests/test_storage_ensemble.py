@@ -231,6 +231,10 @@ def test_resolve_epochs_follows_load_database() -> None:
         resolve_epochs(E2 | 5, None, 1)
 
 
+def _leave_tmp(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
 async def test_file_current_epoch_tmp_left_by_an_interrupted_write_is_adopted(tmp_path) -> None:  # type: ignore[no-untyped-def]
     disk = FileDisk(str(tmp_path))
     p = Peer(disk)
@@ -239,7 +243,7 @@ async def test_file_current_epoch_tmp_left_by_an_interrupted_write_is_adopted(tm
     await p.write([E2 | 1])
     await p.store.aclose()
     # a crash after currentEpoch.tmp was written, before the rename
-    Path(version_dir(disk.d), CURRENT_EPOCH + ".tmp").write_text("2")
+    _leave_tmp(Path(version_dir(disk.d), CURRENT_EPOCH + ".tmp"), "2")
     p.store = disk.open()
     assert await p.restore() == E2 | 1
     assert p.store.current_epoch == 2 and read_epoch(disk.d, CURRENT_EPOCH) == 2
