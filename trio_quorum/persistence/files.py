@@ -35,6 +35,7 @@ __all__ = [
     "read_log",
     "LogTail",
     "load_newest_snapshot",
+    "snapshot_complete",
     "atomic_write",
     "fsync_dir",
 ]
@@ -115,9 +116,12 @@ def _nonzero_after(fd: int, view: memoryview | bytes) -> Callable[[int], bool]:
     return check
 
 
-def scan_log_file(path: str) -> LogScan:
-    """Scan one log file (see :func:`txnlog.scan_log`)."""
+def scan_log_file(path: str, limit: int | None = None) -> LogScan:
+    """Scan one log file (see :func:`txnlog.scan_log`), only its first ``limit`` bytes if given."""
     view, m = _read_view(path)
+    whole = view
+    if limit is not None and limit < len(view):
+        view = view[:limit]
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -128,6 +132,8 @@ def scan_log_file(path: str) -> LogScan:
     finally:
         if isinstance(view, memoryview):
             view.release()
+        if isinstance(whole, memoryview):
+            whole.release()
         if m is not None:
             m.close()
 
@@ -173,6 +179,19 @@ def read_log(log_dir: str, from_zxid: int, tail: LogTail | None = None) -> Itera
             tail.path, tail.end, tail.torn = path, scan.end, scan.torn
     if tail is not None:
         tail.last_zxid = last_zxid
+
+
+def snapshot_complete(path: str) -> bool:
+    """The snapshot file ends with its seal (``SnapStream.isValidSnapshot``), i.e. it is whole."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < 10:
+                return False
+            f.seek(size - 5)
+            return looks_complete(f.read(5))
+    except OSError:
+        return False
 
 
 def load_newest_snapshot(snap_dir: str) -> tuple[int, Snapshot, str] | None:

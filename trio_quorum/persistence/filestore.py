@@ -52,12 +52,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from ..protocol.txn import TxnDigest, TxnHeader, TxnRecord
-from .api import StorageFailed
+from .api import CorruptStorage, StorageFailed
+from .epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, load_epochs, write_epoch
 from .files import atomic_write, fsync_dir, version_dir
 from .forkchild import ForkUnavailable as _ForkUnavailable
 from .forkchild import prepare_child
 from .forkchild import reap as _reap
 from .forkchild import unlink_quietly as _unlink_quietly
+from .history import install_history, read_txns, truncate_history
+from .history import min_logged_zxid as _min_logged_zxid
 from .logwriter import Segment, TxnLogWriter
 from .recovery import restore_into
 from .snapshot import encode_snapshot, snapshot_name
@@ -155,6 +158,16 @@ class FileStore:
         self._durable = 0
         self._last_zxid = 0
         self._log_count = 0
+        # What a DIFF may read: txns up to _durable_zxid, and of the log file
+        # the writer appends to only the bytes up to _durable_bound.
+        self._durable_zxid = 0
+        self._flush_zxid = 0
+        self._durable_bound: tuple[str | None, int] = (None, 0)
+        # ZAB: epochs (-1 until restored); the history operation running, if any
+        self._accepted_epoch = -1
+        self._current_epoch = -1
+        self._rewriting: str | None = None
+        self._epoch_error: CorruptStorage | None = None
         self._failed: BaseException | None = None
         self._closed = False
         self._flushing = False
@@ -217,11 +230,27 @@ class FileStore:
 
         Raises:
             CorruptStorage: corruption in the middle of a log, no valid
-                snapshot among existing ones, or logs without any snapshot.
+                snapshot among existing ones, or logs without any snapshot
+                (inconsistent epochs raise when the epochs are read).
+            StorageFailed: called with appends not yet durable, or during a
+                truncate / install.
+
+        May be called again on a store that is in use (after :meth:`truncate`):
+        the next append then starts a new log file.  Also loads (and, where
+        missing, writes) ``acceptedEpoch``/``currentEpoch`` like
+        ``QuorumPeer.loadDataBase``.
         """
-        zxid = await trio.to_thread.run_sync(self._restore_sync, tree, sessions)
-        self._last_zxid = zxid
-        self._roll_requested = True
+        if self._rewriting is not None or self._flushing or self._appended != self._durable:
+            raise StorageFailed("restore while writes are in flight")
+        await self.wait_snapshot_done()
+        self._log.close()
+        zxid, epochs = await trio.to_thread.run_sync(self._restore_sync, tree, sessions)
+        if isinstance(epochs, CorruptStorage):
+            self._epoch_error = epochs
+        else:
+            self._epoch_error = None
+            self._accepted_epoch, self._current_epoch = epochs
+        self._after_rewrite(zxid)
         return zxid
 
     def append(self, hdr: TxnHeader, rec: TxnRecord, digest: TxnDigest | None = None) -> None:
@@ -230,6 +259,8 @@ class FileStore:
             raise StorageFailed(f"storage failed earlier: {self._failed!r}")
         if self._closed:
             raise StorageFailed("storage is closed")
+        if self._rewriting is not None:
+            raise StorageFailed(f"append during {self._rewriting}")
         segments = self._segments
         if self._roll_requested or not segments:
             segments.append(Segment(self._roll_requested, hdr.zxid))
@@ -293,6 +324,8 @@ class FileStore:
             log.error("txn log write failed; refusing further writes: %r", exc)
             raise StorageFailed(f"storage failed: {exc!r}") from exc
         self._durable = target
+        self._durable_zxid = self._last_zxid
+        self._durable_bound = self._log.position()
         return True
 
     def snapshot_soon(self, tree: DataTree, sessions: dict[int, int]) -> bool:
@@ -301,7 +334,7 @@ class FileStore:
         Returns False when a snapshot is due but there is no nursery to run it
         in (nothing is done: a later :meth:`maybe_snapshot` takes it).
         """
-        if self._log_count <= self.snap_count // 2 + self._rand_roll:
+        if self._log_count <= self.snap_count // 2 + self._rand_roll or self._rewriting is not None:
             return True
         if self._nursery is None:
             return False
@@ -376,6 +409,7 @@ class FileStore:
     def _start_flush(self) -> None:
         """Hand the whole queue to the syncer thread (one synchronous step)."""
         self._flushing = True
+        self._flush_zxid = self._last_zxid
         segments, self._segments = self._segments, []
         self._log.submit(segments, self._appended)
 
@@ -387,14 +421,172 @@ class FileStore:
                 log.error("txn log write failed; refusing further writes: %r", exc)
         else:
             self._durable = target
+            # the syncer thread is idle now (the next flush starts after this)
+            self._durable_zxid = self._flush_zxid
+            self._durable_bound = self._log.position()
         self._flushing = False
         done, self._flush_done = self._flush_done, trio.Event()
         done.set()
 
     # ---------------------------------------------------------------- restore
 
-    def _restore_sync(self, tree: DataTree, sessions: dict[int, int]) -> int:
-        return restore_into(self.snap_dir, self.log_dir, tree, sessions, self._write_snapshot_sync)
+    def _restore_sync(
+        self, tree: DataTree, sessions: dict[int, int]
+    ) -> tuple[int, tuple[int, int] | CorruptStorage]:
+        zxid = restore_into(self.snap_dir, self.log_dir, tree, sessions, self._write_snapshot_sync)
+        return zxid, load_epochs(self.data_dir, zxid)
+
+    # ------------------------------------------------------------------- ZAB
+
+    @property
+    def accepted_epoch(self) -> int:
+        """``acceptedEpoch`` (-1 before :meth:`restore`).
+
+        Raises:
+            CorruptStorage: the restored epochs are inconsistent (ZooKeeper's
+                ``loadDataBase`` checks); only a quorum peer reads them.
+        """
+        if self._epoch_error is not None:
+            raise self._epoch_error
+        return self._accepted_epoch
+
+    @property
+    def current_epoch(self) -> int:
+        """``currentEpoch`` (-1 before :meth:`restore`); raises as :attr:`accepted_epoch`."""
+        if self._epoch_error is not None:
+            raise self._epoch_error
+        return self._current_epoch
+
+    async def set_accepted_epoch(self, epoch: int) -> None:
+        """Durably replace ``acceptedEpoch`` (temp file, fsync, rename, fsync of the directory).
+
+        Runs to the end even if the caller is cancelled meanwhile.
+
+        Raises:
+            StorageFailed: the write failed (the file holds the old value).
+        """
+        await self._write_epoch(ACCEPTED_EPOCH, epoch)
+        self._accepted_epoch = epoch
+
+    async def set_current_epoch(self, epoch: int) -> None:
+        """Durably replace ``currentEpoch``; see :meth:`set_accepted_epoch`."""
+        await self._write_epoch(CURRENT_EPOCH, epoch)
+        self._current_epoch = epoch
+
+    async def _write_epoch(self, name: str, epoch: int) -> None:
+        if not -1 <= epoch < (1 << 63):
+            raise ValueError(f"epoch out of range: {epoch}")
+        try:
+            await trio.to_thread.run_sync(write_epoch, self.data_dir, name, epoch)
+        except OSError as exc:
+            raise StorageFailed(f"writing {name} failed: {exc!r}") from exc
+
+    def min_logged_zxid(self) -> int:
+        """``M``: the logs hold every txn with zxid >= ``M`` (:func:`.history.min_logged_zxid`);
+        :meth:`read_txns` ``(after)`` works iff ``after >= M - 1``.  Lists the log directory."""
+        return _min_logged_zxid(self.snap_dir, self.log_dir, self._durable_zxid)
+
+    async def read_txns(
+        self, after_zxid: int, up_to_zxid: int | None = None
+    ) -> list[tuple[TxnHeader, TxnRecord]]:
+        """Durable txns with ``after_zxid < zxid <= up_to_zxid`` from the log files (DIFF).
+
+        Reads in a worker thread, beside appends and flushes: only what was
+        durable when called is returned.
+
+        Raises:
+            LogGap: the logs no longer reach back to ``after_zxid``.
+            StorageFailed: during a truncate / install.
+            CorruptStorage: a log file is corrupt.
+        """
+        if self._rewriting is not None:
+            raise StorageFailed(f"read_txns during {self._rewriting}")
+        return await trio.to_thread.run_sync(
+            read_txns, self.snap_dir, self.log_dir, after_zxid, up_to_zxid, self._durable_zxid, self._durable_bound
+        )
+
+    async def truncate(self, zxid: int) -> None:
+        """Durably drop every logged txn after ``zxid`` and every snapshot newer than it (TRUNC).
+
+        Everything appended before is made durable first; the log file in
+        use is closed (the next append starts ``log.<its zxid>``).  The
+        caller's tree is untouched: rebuild it with :meth:`restore`.
+
+        Raises:
+            CorruptStorage: no complete snapshot at or before ``zxid``
+                (nothing was changed; the learner needs a SNAP).
+            StorageFailed: a file operation failed (the directory then
+                restores to a prefix of the old history at least up to
+                ``zxid``), or the store had failed.
+        """
+        if zxid < 0:
+            raise ValueError(f"zxid must be >= 0, got {zxid}")
+        await self._quiesce("truncate")
+        try:
+            last = await trio.to_thread.run_sync(
+                lambda: truncate_history(self.snap_dir, self.log_dir, zxid, fsync=self.force_sync)
+            )
+        except OSError as exc:
+            raise StorageFailed(f"truncate to {zxid:#x} failed: {exc!r}") from exc
+        finally:
+            self._rewriting = None
+        self._after_rewrite(last)
+
+    async def install_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int) -> None:
+        """Durably replace the history with ``tree``/``sessions`` at ``zxid`` (after a SNAP).
+
+        Writes ``snapshot.<zxid>`` (with 3.9's lastZxid section, which 3.8
+        ignores), after dropping newer snapshots and the logged txns after
+        ``zxid``, then removes every log file.  The tree is encoded in the
+        event loop a chunk at a time; the caller must not change it meanwhile.
+
+        Raises:
+            StorageFailed: a file operation failed, or the store had failed.
+        """
+        await self._quiesce("install_snapshot")
+        try:
+            chunks = []
+            for chunk in encode_snapshot(
+                dict(sessions), tree.acl_cache.items(), tree.snapshot_nodes(java_order=False),
+                chunk_size=_SNAPSHOT_CHUNK, last_zxid=zxid,
+            ):
+                chunks.append(chunk)
+                await trio.lowlevel.checkpoint()
+            blob = b"".join(chunks)
+            del chunks
+            await trio.to_thread.run_sync(
+                lambda: install_history(self.snap_dir, self.log_dir, zxid, blob, fsync=self.force_sync)
+            )
+        except OSError as exc:
+            raise StorageFailed(f"installing snapshot {zxid:#x} failed: {exc!r}") from exc
+        finally:
+            self._rewriting = None
+        self._snapshots += 1
+        self._after_rewrite(zxid)
+
+    async def _quiesce(self, what: str) -> None:
+        """Refuse appends, make every earlier one durable, let a running snapshot end."""
+        if self._rewriting is not None:
+            raise StorageFailed(f"{what} during {self._rewriting}")
+        if self._closed:
+            raise StorageFailed("storage is closed")
+        self._rewriting = what
+        try:
+            await self.sync()
+            await self.wait_snapshot_done()
+        except BaseException:
+            self._rewriting = None
+            raise
+        assert not self._flushing
+        # the writer is idle: no descriptor into a file about to change
+        self._log.close()
+
+    def _after_rewrite(self, last: int) -> None:
+        """The history on disk now ends at ``last`` and no log file is open."""
+        self._last_zxid = self._durable_zxid = last
+        self._durable_bound = (None, 0)
+        self._roll_requested = True
+        self._log_count = 0
 
     # --------------------------------------------------------------- snapshots
 

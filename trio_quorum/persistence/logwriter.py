@@ -148,9 +148,14 @@ class TxnLogWriter:
             self._jobs_cond.notify()
         await trio.to_thread.run_sync(thread.join)
 
+    def position(self) -> tuple[str | None, int]:
+        """``(path, end of the data written)`` of the open log file (call while no flush runs)."""
+        return (self._path, self._pos) if self._fd is not None else (None, 0)
+
     def close(self) -> None:
         """Close the open log file (after :meth:`stop`: the thread must not be using it)."""
         fd, self._fd = self._fd, None
+        self._path = None
         if fd is not None:
             os.close(fd)
 

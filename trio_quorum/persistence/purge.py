@@ -13,26 +13,13 @@ import os
 
 import trio
 
-from .files import list_logs, list_snapshots, logs_for, version_dir
-from .snapshot import looks_complete
+from .files import list_logs, list_snapshots, logs_for, snapshot_complete, version_dir
 
 __all__ = ["MIN_RETAIN", "purge", "run_purge_timer"]
 
 log = logging.getLogger("trio_quorum.persistence")
 
 MIN_RETAIN = 3
-
-
-def _complete(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < 10:
-                return False
-            f.seek(size - 5)
-            return looks_complete(f.read(5))
-    except OSError:
-        return False
 
 
 def purge(data_dir: str, data_log_dir: str | None = None, retain: int = MIN_RETAIN) -> list[str]:
@@ -45,7 +32,7 @@ def purge(data_dir: str, data_log_dir: str | None = None, retain: int = MIN_RETA
         raise ValueError(f"snapRetainCount must be at least {MIN_RETAIN}, got {retain}")
     snap_dir = version_dir(data_dir)
     log_dir = version_dir(data_log_dir or data_dir)
-    kept = [(z, p) for z, p in reversed(list_snapshots(snap_dir)) if _complete(p)][:retain]
+    kept = [(z, p) for z, p in reversed(list_snapshots(snap_dir)) if snapshot_complete(p)][:retain]
     if not kept:
         return []
     least = kept[-1][0]

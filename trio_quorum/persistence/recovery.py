@@ -24,6 +24,7 @@ from ..protocol.consts import KeeperError, OpCode
 from ..protocol.txn import CreateSessionTxn
 from .api import CorruptStorage
 from .files import LogTail, list_logs, load_newest_snapshot, read_log
+from .snapshot import adopt_tree
 
 if TYPE_CHECKING:
     from ..core.datatree import DataTree
@@ -69,7 +70,7 @@ def restore_into(
             loaded = tree.load_snapshot(snap.acls, snap.iter_nodes(), snap_zxid)
         except (KeyError, ValueError) as exc:
             raise CorruptStorage(f"{path}: invalid data tree: {exc}") from exc
-        _adopt(tree, loaded)
+        adopt_tree(tree, loaded)
         sessions.clear()
         sessions.update(snap.sessions)
     last = snap_zxid
@@ -96,13 +97,3 @@ def restore_into(
                 os.fsync(f.fileno())
     return max(last, tail.last_zxid)
 
-
-def _adopt(tree: DataTree, loaded: DataTree) -> None:
-    # DataTree.load_snapshot builds a new tree; Storage.restore fills the caller's
-    if loaded is not tree and loaded is not None:
-        # The caller's configuration of the tree (its watch-event ACL filter)
-        # survives; everything the snapshot holds is replaced.
-        keep = tree.watch_acl_filter
-        tree.__dict__.clear()
-        tree.__dict__.update(loaded.__dict__)
-        tree.watch_acl_filter = keep

@@ -33,11 +33,15 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..core.node import DataNode
 from ..protocol.data import ACL, read_acl
 from ..protocol.jute import JuteError, Reader
 from .api import CorruptStorage
+
+if TYPE_CHECKING:
+    from ..core.datatree import DataTree
 
 __sans_io__ = True
 
@@ -51,6 +55,9 @@ __all__ = [
     "decode_snapshot",
     "snapshot_name",
     "looks_complete",
+    "encode_snapshot_bytes",
+    "load_snapshot_bytes",
+    "adopt_tree",
 ]
 
 SNAP_MAGIC = 0x5A4B534E  # "ZKSN"
@@ -126,12 +133,15 @@ def encode_snapshot(
     digest: ZxidDigest | None = None,
     dbid: int = -1,
     chunk_size: int = 1 << 20,
+    last_zxid: int | None = None,
 ) -> Iterator[bytes]:
     """Yield a snapshot's bytes in chunks of about ``chunk_size``.
 
     ``nodes`` is consumed lazily, one chunk per ``next()``, so a caller can
     interleave serialisation with other work (the fuzzy snapshot).  ``digest``
     ``None`` writes the empty ZxidDigest ZooKeeper writes when it has none.
+    ``last_zxid`` adds 3.9's lastProcessedZxid section (3.8 ignores what
+    follows the digest seal), so the bytes carry their zxid.
     """
     crc = 1  # Adler32 initial value
     buf = bytearray(_FILE_HEADER.pack(SNAP_MAGIC, 2, dbid))
@@ -166,7 +176,14 @@ def encode_snapshot(
     zd = digest or ZxidDigest(0, DIGEST_VERSION, 0)
     tail = _DIGEST.pack(zd.zxid, zd.version, zd.digest)
     crc = zlib.adler32(tail, crc)
-    yield bytes(buf) + seal + tail + _LONG.pack(crc) + _SEAL_PATH
+    seal2 = _LONG.pack(crc) + _SEAL_PATH
+    tail += seal2
+    if last_zxid is not None:
+        # each seal sums everything after the previous seal's checksum: seal2 too
+        zx = _LONG.pack(last_zxid)
+        crc = zlib.adler32(seal2 + zx, crc)
+        tail += zx + _LONG.pack(crc) + _SEAL_PATH
+    yield bytes(buf) + seal + tail
 
 
 def _check_seal(data: bytes | memoryview, r: Reader, name: str, crc: list[int]) -> None:
@@ -339,3 +356,59 @@ def _decode_nodes_fast(data: bytes, pos: int, paths: list[str], znodes: list[Dat
         add_path(path)
         add_node(node)
         pos = q + tail
+
+
+# -- whole snapshots in memory (SNAP) -------------------------------------------
+
+
+def encode_snapshot_bytes(tree: DataTree, sessions_timeouts: dict[int, int], zxid: int | None = None) -> bytes:
+    """A whole snapshot of ``tree`` in ZooKeeper's file format, carrying its zxid.
+
+    ``zxid`` (default ``tree.last_processed_zxid``) is written in the trailing
+    lastProcessedZxid section, which :func:`load_snapshot_bytes` returns.
+    Blocking in proportion to the tree (a caller with an event loop to keep
+    responsive uses :func:`encode_snapshot` chunk by chunk instead).
+    """
+    z = tree.last_processed_zxid if zxid is None else zxid
+    return b"".join(
+        encode_snapshot(dict(sessions_timeouts), tree.acl_cache.items(), tree.snapshot_nodes(java_order=False),
+                        last_zxid=z)
+    )
+
+
+def load_snapshot_bytes(
+    data: bytes, tree: DataTree, sessions: dict[int, int], zxid: int | None = None, name: str = "snapshot"
+) -> int:
+    """Replace ``tree``'s content and ``sessions`` with a received snapshot; return its zxid.
+
+    The zxid is ``zxid`` if given, else the snapshot's lastProcessedZxid
+    section (:func:`encode_snapshot_bytes` writes one, ZooKeeper 3.9 too).
+    ``tree`` keeps its identity and watch-event ACL filter (:func:`adopt_tree`);
+    nothing is changed when the data is refused.
+
+    Raises:
+        CorruptStorage: the bytes do not decode, a seal does not match, the
+            tree is invalid, or no zxid is known (neither given nor carried).
+    """
+    snap = decode_snapshot(data, name)
+    z = zxid if zxid is not None else snap.last_zxid
+    if z is None:
+        raise CorruptStorage(f"{name}: the snapshot does not carry its zxid and none was given")
+    try:
+        loaded = type(tree).load_snapshot(snap.acls, snap.iter_nodes(), z)
+    except (KeyError, ValueError) as exc:
+        raise CorruptStorage(f"{name}: invalid data tree: {exc}") from exc
+    adopt_tree(tree, loaded)
+    sessions.clear()
+    sessions.update(snap.sessions)
+    return z
+
+
+def adopt_tree(tree: DataTree, loaded: DataTree) -> None:
+    """Make ``tree`` hold what ``loaded`` holds (``DataTree.load_snapshot`` builds a new tree;
+    restore fills the caller's).  The caller's watch-event ACL filter survives."""
+    if loaded is not tree and loaded is not None:
+        keep = tree.watch_acl_filter
+        tree.__dict__.clear()
+        tree.__dict__.update(loaded.__dict__)
+        tree.watch_acl_filter = keep
