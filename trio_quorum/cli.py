@@ -55,16 +55,6 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     for w in warnings:
         log.warning("%s: %s", args.config, w)
-    # The one place a valid ensemble configuration is refused: remove when replication runs.
-    if cfg.quorum is not None:
-        print(
-            f"trio-quorum: replication is not available yet: {args.config} describes an ensemble of "
-            f"{len(cfg.quorum.servers)} servers (this is server.{cfg.quorum.my_id}); "
-            "keep one server.N line (or none) to run standalone",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
-
     class Announce(trio.TaskStatus[int]):
         """``task_status`` for :meth:`Peer.run`: prints how to connect once serving."""
 

@@ -12,8 +12,10 @@ from trio_quorum.quorum.zab_zxid import (
     counter_of,
     epoch_of,
     is_epoch_start,
-    make_zxid as z,
     next_zxid,
+)
+from trio_quorum.quorum.zab_zxid import (
+    make_zxid as z,
 )
 
 LOG = [z(1, 1), z(1, 2), z(1, 3), z(2, 1), z(2, 2), z(3, 1)]

@@ -178,6 +178,7 @@ class LearnerDriver:
 
         core = self.core
         links = self.links
+        # Whatever is buffered predates our FOLLOWERINFO: a leader sends nothing before it.
         _drain(links.inbound)
         task_status.started()
         tick = core.tick_time / 2000

@@ -182,7 +182,9 @@ class LeaderDriver:
 
         core = self.core
         links = self.links
-        _drain(links.inbound)
+        # No drain here: learners may have sent FOLLOWERINFO before this role
+        # started.  A stale packet of an older epoch is out of place for the
+        # core, which drops that learner (it re-registers).
         task_status.started()
         await self.execute(core.start(self.state.now_ms()))
         tick = core.tick_time / 2000

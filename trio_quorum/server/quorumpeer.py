@@ -36,7 +36,6 @@ from ..quorum.messages import QUORUM, QUORUM_LIMITS
 from ..quorum.verifier import QuorumVerifier
 from ..quorum.wire import Channel
 from ..quorum.zab_packets import Proposal
-from ..quorum.zab_zxid import epoch_of
 from .electing import ElectionService
 from .following import following_role
 from .leading import leading_role
@@ -194,20 +193,15 @@ class QuorumPeer:
                               on_established=self._established)
 
     async def _history(self) -> tuple[list[Proposal], int | None]:
-        """The tail of this peer's log, as a new leader's committed-log window."""
+        """The tail of this peer's log, as a new leader's committed-log window (complete after its base)."""
         from ..protocol.txn import encode_txn
 
         state = self.peer.state
         storage: Any = state.storage
         last = state.last_zxid
-        oldest = storage.min_logged_zxid()
-        after = max(oldest - 1 if oldest is not None else last, last - _HISTORY, 0)
-        txns = await storage.read_txns(after)
-        history = [Proposal(hdr.zxid, encode_txn(hdr, rec)) for hdr, rec in txns]
-        if history and history[-1].zxid != last:
-            history = [p for p in history if p.zxid <= last]
-        base = after if (not history or history[0].zxid > after) else None
-        return history, base
+        after = max(storage.min_logged_zxid() - 1, last - _HISTORY, 0)
+        txns = await storage.read_txns(after, last)
+        return [Proposal(hdr.zxid, encode_txn(hdr, rec)) for hdr, rec in txns], after
 
     def _established(self, epoch: int) -> None:
         self.epoch = epoch

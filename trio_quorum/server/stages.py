@@ -160,8 +160,9 @@ class FinalStage:
     merge = 0
     shutdown = 10.0
 
-    def __init__(self, state: PeerState, prep: Prep, clients: ClientDirectory) -> None:
+    def __init__(self, state: PeerState, prep: Prep | None, clients: ClientDirectory) -> None:
         self.state = state
+        #: The chain's prep core, whose outstanding changes this stage releases (None: a learner's chain).
         self.prep = prep
         self.clients = clients
         #: The committer, for the direct path's quiet rule: one connection's
@@ -231,7 +232,7 @@ class FinalStage:
         for conn in to_close:
             conn.close_after_flush()
         self.clients.outstanding_released()
-        if applied:
+        if applied and self.prep is not None:
             self.prep.released(state.tree.last_processed_zxid)
         return applied
 
