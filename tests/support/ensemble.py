@@ -30,7 +30,9 @@ Invariants:
 * Only processes started here are ever signalled: each peer runs in its own
   session (``start_new_session``), so its process group id is its PID, and
   signals go to that group (``os.killpg``) — this reaches a trio-quorum
-  peer's forked snapshot writer too.  Nothing is looked up by name.
+  peer's forked snapshot writer too.  Once a peer's process has exited, what
+  is left of its group is SIGKILLed once, at once, and that group is never
+  signalled again (its id could be reused).  Nothing is looked up by name.
 * Every wait is bounded by an explicit timeout.  The ``srvr`` four-letter word
   on the client port is how a peer says it serves (``Mode: leader`` /
   ``follower`` / ``observer``); a process cannot tell us otherwise, so the
@@ -151,6 +153,8 @@ class PeerSpec:
     directory: Path
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
+    #: The current process has exited and its group was swept: never signal that group again.
+    swept: bool = False
     runs: int = 0
     exit_codes: list[int] = field(default_factory=list)
 
@@ -314,6 +318,7 @@ class Ensemble:
                 start_new_session=True,  # its own process group: pgid == pid
             )
         p.paused = False
+        p.swept = False
 
     def start(self, *, wait: bool = True, timeout: float | None = None) -> Ensemble:
         """Launch every peer not running; with ``wait``, :meth:`wait_serving` (bounded)."""
@@ -325,7 +330,7 @@ class Ensemble:
         return self
 
     def _signal(self, p: PeerSpec, sig: int) -> None:
-        if p.proc is None:
+        if p.proc is None or p.swept:
             return
         try:
             os.killpg(p.proc.pid, sig)  # the group we created for it (start_new_session)
@@ -333,8 +338,17 @@ class Ensemble:
             pass
 
     def _reap(self, p: PeerSpec) -> None:
-        if p.proc is not None and p.proc.poll() is not None and len(p.exit_codes) < p.runs:
-            p.exit_codes.append(p.proc.returncode)
+        """Once the process has exited: record its status and SIGKILL what is left of its group
+        (a forked snapshot writer), once — right after the exit, while the group is still ours."""
+        if p.proc is None or p.proc.poll() is None or p.swept:
+            return
+        try:
+            os.killpg(p.proc.pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.swept = True
+        p.paused = False
+        p.exit_codes.append(p.proc.returncode)
 
     def kill(self, sid: int, signal: int = SIGKILL, *, timeout: float = 15.0) -> int | None:
         """Send ``signal`` to peer ``sid``'s process group.  For SIGKILL, wait (bounded) for the
@@ -347,8 +361,6 @@ class Ensemble:
             return None
         assert p.proc is not None
         code = p.proc.wait(timeout)
-        self._signal(p, SIGKILL)  # a forked snapshot writer, if any, goes with it
-        p.paused = False
         self._reap(p)
         return code
 
@@ -364,8 +376,6 @@ class Ensemble:
             except subprocess.TimeoutExpired:
                 self._signal(p, SIGKILL)
                 p.proc.wait(timeout)
-        self._signal(p, SIGKILL)  # leftovers of its group only
-        p.paused = False
         self._reap(p)
         return int(p.proc.returncode)
 
@@ -398,8 +408,6 @@ class Ensemble:
             except subprocess.TimeoutExpired:
                 self._signal(p, SIGKILL)
                 p.proc.wait(10)
-            self._signal(p, SIGKILL)
-            p.paused = False
             self._reap(p)
 
     def __enter__(self) -> Ensemble:
