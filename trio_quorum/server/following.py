@@ -43,6 +43,7 @@ import trio
 from actors import TEMPORARY, ChildSpec, Context
 
 from ..core.datatree import DataTree
+from ..net import Batch, LinkDown
 from ..protocol.consts import Err, KeeperError, OpCode
 from ..protocol.txn import decode_txn
 from ..quorum import zab_effects as fx
@@ -51,11 +52,11 @@ from ..quorum.learner import LearnerCore
 from .chain import Chain
 from .clientport import ClientPort
 from .forward import LOCAL_OPS, encode_forwarded
-from .leading import _drain, _stop_on_request
 from .request import UNIMPLEMENTED, Request
 from .roles import run_chain_role
 from .stages import FinalStage
 from .state import PeerState
+from .zabdriver import NoDirectStage, ZabDriver, drain
 
 __all__ = ["following_role"]
 
@@ -67,25 +68,30 @@ _CREATE_SESSION = int(OpCode.createSession)
 _WAITING = object()
 
 
-class LearnerDriver:
+class LearnerDriver(ZabDriver):
     """Executes a LearnerCore's effects; shared by the ``zab`` actor and the chain's stages."""
+
+    kind = "learner"
 
     def __init__(self, state: PeerState, clients: ClientPort, links: Any, core: LearnerCore, leader: int,
                  on_established: Callable[[int], None]) -> None:
+        super().__init__(links, core, core.tick_time / 2000)
+        self.core: LearnerCore = core
         self.state = state
         self.clients = clients
-        self.links = links
-        self.core = core
         self.leader = leader
         self.on_established = on_established
         self.chain: Chain | None = None
         self.commit: CommitStage | None = None
-        self.lost: str | None = None
-        self._stop = trio.Event()
         self._tokens = itertools.count(1)
 
+    def now(self) -> int:
+        return self.state.now_ms()
+
+    def next_token(self) -> int:
+        return next(self._tokens)
+
     def execute_now(self, effects: list[Any]) -> list[Any]:
-        """Run the effects that need no await; return the rest (in order) for :meth:`execute`."""
         for i, eff in enumerate(effects):
             cls = eff.__class__
             if cls is fx.SendToLeader:
@@ -103,7 +109,7 @@ class LearnerDriver:
             elif cls is fx.SessionRevalidated:
                 pass  # sessions are revalidated locally (every peer applies createSession)
             elif cls is fx.LeaderLost:
-                self._lose(eff.reason)
+                self.end(f"leader {self.leader} lost: {eff.reason}")
             elif cls is fx.StartServing:
                 assert self.chain is not None
                 self.clients.attach_chain(self.chain)
@@ -111,36 +117,33 @@ class LearnerDriver:
                 log.info("%s: serving in epoch %d under leader %d",
                          "OBSERVING" if self.core.observer else "FOLLOWING", eff.epoch, self.leader)
             else:
-                return effects[i:]
+                return list(effects[i:])
         return []
 
-    async def execute(self, effects: list[Any]) -> None:
-        rest = self.execute_now(effects)
-        while rest:
-            eff = rest[0]
-            cls = eff.__class__
-            storage: Any = self.state.storage
-            if cls is fx.LogTxns:
-                append = storage.append
-                for prop in eff.proposals:
-                    hdr, rec, _digest = decode_txn(prop.txn)
-                    append(hdr, rec)
-                await storage.sync()
-                rest = self.execute_now(rest[1:]) + self.execute_now(self.core.persisted(eff.proposals[-1].zxid))
-                continue
-            if cls is fx.PersistAcceptedEpoch:
-                await storage.set_accepted_epoch(eff.epoch)
-            elif cls is fx.PersistCurrentEpoch:
-                await storage.set_current_epoch(eff.epoch)
-            elif cls is fx.Truncate:
-                log.info("TRUNC: dropping logged txns after 0x%x", eff.zxid)
-                await storage.truncate(eff.zxid)
-                await self.state.reload()
-            elif cls is fx.ApplySnapshot:
-                await self._install(eff.zxid, eff.snapshot)
-            else:
-                raise RuntimeError(f"learner: no driver for effect {eff!r}")
-            rest = self.execute_now(rest[1:])
+    async def execute_one(self, eff: Any) -> Callable[[], list[Any]] | None:
+        cls = eff.__class__
+        storage: Any = self.state.storage
+        if cls is fx.LogTxns:
+            append = storage.append
+            for prop in eff.proposals:
+                hdr, rec, _digest = decode_txn(prop.txn)
+                append(hdr, rec)
+            await storage.sync()
+            last = eff.proposals[-1].zxid
+            return lambda: self.core.persisted(last)  # the ACK, only now that it is on disk
+        if cls is fx.PersistAcceptedEpoch:
+            await storage.set_accepted_epoch(eff.epoch)
+        elif cls is fx.PersistCurrentEpoch:
+            await storage.set_current_epoch(eff.epoch)
+        elif cls is fx.Truncate:
+            log.info("TRUNC: dropping logged txns after 0x%x", eff.zxid)
+            await storage.truncate(eff.zxid)
+            await self.state.reload()
+        elif cls is fx.ApplySnapshot:
+            await self._install(eff.zxid, eff.snapshot)
+        else:
+            raise RuntimeError(f"learner: no driver for effect {eff!r}")
+        return None
 
     async def _install(self, zxid: int, data: Any) -> None:
         from ..persistence.snapshot import load_snapshot_bytes
@@ -163,73 +166,36 @@ class LearnerDriver:
                     out[sid] = timeout
         return out
 
-    def _lose(self, reason: str) -> None:
-        if self.lost is None:
-            self.lost = reason
-            log.warning("leader %d lost: %s", self.leader, reason)
-            self._stop.set()
-
-    def next_token(self) -> int:
-        return next(self._tokens)
-
-    async def run(self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *,
-                  task_status: trio.TaskStatus[None]) -> None:
-        from ..net import Batch, LinkDown
-
-        core = self.core
+    # ------------------------------------------------------------ the zab actor
+    async def begin(self) -> bool:
         links = self.links
         # Whatever is buffered predates our FOLLOWERINFO: a leader sends nothing before it.
-        _drain(links.inbound)
-        task_status.started()
-        tick = core.tick_time / 2000
-        async with trio.open_nursery() as nursery:
+        drain(links.inbound)
+        # The link to the leader may still be coming up: FOLLOWERINFO once it is.
+        with trio.move_on_after(self.core.init_limit * self.core.tick_time / 1000):
+            while not links.is_up(self.leader):
+                await links.inbound.receive()  # link events only: nothing is owed to us yet
+        if not links.is_up(self.leader):
+            self.end(f"no link to leader {self.leader} within initLimit")
+            return False
+        await self.execute(self.core.start(self.now()))
+        return True
 
-            async def ticker() -> None:
-                while True:
-                    await trio.sleep(tick)
-                    await self.execute(core.tick(self.state.now_ms()))
-
-            async def stopper() -> None:
-                await self._stop.wait()
-                nursery.cancel_scope.cancel(reason=f"leader lost: {self.lost}")
-
-            nursery.start_soon(stopper)
-            nursery.start_soon(_stop_on_request, ctx, nursery)
-            # The link to the leader may still be coming up: FOLLOWERINFO once it is.
-            with trio.move_on_after(core.init_limit * core.tick_time / 1000):
-                while not links.is_up(self.leader):
-                    item = await links.inbound.receive()
-                    if isinstance(item, Batch) and item.sid == self.leader:
-                        log.debug("dropped %d stale messages of leader %d", len(item.messages), item.sid)
-            if not links.is_up(self.leader):
-                self._lose(f"no link to leader {self.leader} within initLimit")
-                return
-            await self.execute(core.start(self.state.now_ms()))
-            nursery.start_soon(ticker)
-            async for item in links.inbound:
-                if isinstance(item, Batch):
-                    if item.sid != self.leader:
-                        continue  # another learner's stray packets: not ours to read
-                    await self.execute(core.receive_many(item.messages, self.state.now_ms()))
-                elif isinstance(item, LinkDown) and item.sid == self.leader:
-                    self._lose(f"link to leader {self.leader} down: {item.reason}")
+    async def on_inbound(self, item: Any) -> None:
+        if isinstance(item, Batch):
+            if item.sid == self.leader:  # another peer's stray packets are not ours to read
+                await self.execute(self.core.receive_many(item.messages, self.now()))
+        elif isinstance(item, LinkDown) and item.sid == self.leader:
+            self.end(f"link to leader {self.leader} down: {item.reason}")
 
 
-class ForwardStage:
+class ForwardStage(NoDirectStage):
     """Session checks for reads; writes and syncs to the leader (FollowerRequestProcessor)."""
 
     name = "forward"
-    merge = 0
-    shutdown = 5.0
 
     def __init__(self, driver: LearnerDriver) -> None:
         self.driver = driver
-
-    def accepts_direct(self, batch: list[Request]) -> bool:
-        return False
-
-    async def handle(self, batch: list[Request]) -> None:
-        self.handle_now(batch)
 
     def handle_now(self, batch: list[Request]) -> None:
         driver = self.driver
@@ -257,12 +223,10 @@ class ForwardStage:
             raise RuntimeError(f"learner: unexpected effects from forward: {rest!r}")
 
 
-class CommitStage:
+class CommitStage(NoDirectStage):
     """Answer requests in arrival order as their commits / syncs arrive (CommitProcessor + final)."""
 
     name = "commit"
-    merge = 0
-    shutdown = 5.0
 
     def __init__(self, driver: LearnerDriver, state: PeerState, clients: ClientPort) -> None:
         self.driver = driver
@@ -273,9 +237,6 @@ class CommitStage:
         self.writes: dict[tuple[int, int], Request] = {}
         #: sync token -> the local sync waiting for the leader's answer.
         self.syncs: dict[int, Request] = {}
-
-    def accepts_direct(self, batch: list[Request]) -> bool:
-        return False
 
     def handle_now(self, batch: list[Request]) -> None:
         for req in batch:
@@ -289,9 +250,6 @@ class CommitStage:
         self._drain(ready)
         if ready:
             self.final.handle_now(ready)
-
-    async def handle(self, batch: list[Request]) -> None:
-        self.handle_now(batch)
 
     def _drain(self, ready: list[Request]) -> None:
         pending = self.pending

@@ -41,6 +41,7 @@ import trio
 from actors import TEMPORARY, ChildSpec, Context
 
 from ..core.prep import Prep
+from ..net import Batch, LinkDown
 from ..protocol.consts import OpCode
 from ..protocol.txn import encode_txn
 from ..quorum import zab_effects as fx
@@ -54,6 +55,7 @@ from .request import Request
 from .roles import _container_checker, _session_expirer, run_chain_role
 from .stages import FinalStage, PrepStage, SyncStage
 from .state import PeerState
+from .zabdriver import NoDirectStage, ZabDriver
 
 __all__ = ["leading_role"]
 
@@ -62,28 +64,30 @@ log = logging.getLogger("trio_quorum.server.leading")
 _CREATE_SESSION = int(OpCode.createSession)
 
 
-class LeaderDriver:
+class LeaderDriver(ZabDriver):
     """Executes a LeaderCore's effects; shared by the ``zab`` actor and the chain's stages."""
+
+    kind = "leader"
 
     def __init__(self, state: PeerState, clients: ClientPort, links: Any, core: LeaderCore,
                  on_established: Callable[[int], None]) -> None:
+        super().__init__(links, core, core.tick_time / 2000)
+        self.core: LeaderCore = core
         self.state = state
         self.clients = clients
-        self.links = links
-        self.core = core
         self.on_established = on_established
         self.chain: Chain | None = None
         self.prep: Prep | None = None
         #: Highest zxid the core committed (a quorum logged it).
         self.committed = core.last_committed
-        self._commit_wait = trio.lowlevel.ParkingLot()
-        self.stepped_down: str | None = None
-        self._stop = trio.Event()
+        self.commit_wait = trio.lowlevel.ParkingLot()
         self.established = False
+
+    def now(self) -> int:
+        return self.state.now_ms()
 
     # ------------------------------------------------------------ effects
     def execute_now(self, effects: list[Any]) -> list[Any]:
-        """Run the effects that need no await; return the rest (in order) for :meth:`execute`."""
         for i, eff in enumerate(effects):
             cls = eff.__class__
             if cls is fx.Send:
@@ -93,7 +97,7 @@ class LeaderDriver:
             elif cls is fx.Commit:
                 if eff.zxid > self.committed:
                     self.committed = eff.zxid
-                    self._commit_wait.unpark_all()
+                    self.commit_wait.unpark_all()
             elif cls is fx.TouchSessions:
                 now = self.state.now_ms()
                 touch = self.state.tracker.touch
@@ -112,36 +116,26 @@ class LeaderDriver:
             elif cls is fx.DropLearner:
                 log.warning("dropping learner %d: %s", eff.sid, eff.reason)
             elif cls is fx.StepDown:
-                self._step_down(eff.reason)
+                self.end(f"stepped down: {eff.reason}")
             elif cls is fx.SyncDone:
                 pass  # the leader's own clients' syncs are ordered by the chain itself
             else:
-                return effects[i:]
+                return list(effects[i:])
         return []
 
-    async def execute(self, effects: list[Any]) -> None:
-        rest = self.execute_now(effects)
-        while rest:
-            eff = rest[0]
-            cls = eff.__class__
-            storage: Any = self.state.storage
-            if cls is fx.PersistAcceptedEpoch:
-                await storage.set_accepted_epoch(eff.epoch)
-            elif cls is fx.PersistCurrentEpoch:
-                await storage.set_current_epoch(eff.epoch)
-            elif cls is fx.SendSnapshot:
-                await self._send_snapshot(eff.sid, eff.zxid)
-            elif cls is fx.Established:
-                self._establish(eff.epoch)
-            else:
-                raise RuntimeError(f"leader: no driver for effect {eff!r}")
-            rest = self.execute_now(rest[1:])
-
-    def _step_down(self, reason: str) -> None:
-        if self.stepped_down is None:
-            self.stepped_down = reason
-            log.warning("leader stepping down: %s", reason)
-            self._stop.set()
+    async def execute_one(self, eff: Any) -> None:
+        cls = eff.__class__
+        storage: Any = self.state.storage
+        if cls is fx.PersistAcceptedEpoch:
+            await storage.set_accepted_epoch(eff.epoch)
+        elif cls is fx.PersistCurrentEpoch:
+            await storage.set_current_epoch(eff.epoch)
+        elif cls is fx.SendSnapshot:
+            await self._send_snapshot(eff.sid, eff.zxid)
+        elif cls is fx.Established:
+            self._establish(eff.epoch)
+        else:
+            raise RuntimeError(f"leader: no driver for effect {eff!r}")
 
     def _establish(self, epoch: int) -> None:
         assert self.prep is not None and self.chain is not None
@@ -153,13 +147,13 @@ class LeaderDriver:
         log.info("LEADING: established epoch %d with %s", epoch, self.core.synced_learners())
 
     async def _send_snapshot(self, sid: int, zxid: int) -> None:
+        from ..persistence.snapshot import encode_snapshot_bytes
+
         # The core committed everything up to ``zxid`` before asking; the tree
         # may still be applying it (the chain's final stage).  A fuzzy snapshot
         # taken at or after zxid is sound: the learner replays what follows.
         while self.state.tree.last_processed_zxid < zxid:
-            await self._commit_wait.park()
-        from ..persistence.snapshot import encode_snapshot_bytes
-
+            await self.commit_wait.park()
         tree = self.state.tree
         data = encode_snapshot_bytes(tree, self.state.tracker.session_timeouts())
         self.links.send(sid, (zp.Snap(tree.last_processed_zxid, data),))
@@ -176,70 +170,33 @@ class LeaderDriver:
         self.clients.submit([req])
 
     # ------------------------------------------------------------ the zab actor
-    async def run(self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *,
-                  task_status: trio.TaskStatus[None]) -> None:
-        from ..net import Batch, LinkDown
-
-        core = self.core
-        links = self.links
+    async def begin(self) -> bool:
         # No drain here: learners may have sent FOLLOWERINFO before this role
         # started.  A stale packet of an older epoch is out of place for the
         # core, which drops that learner (it re-registers).
-        task_status.started()
-        await self.execute(core.start(self.state.now_ms()))
-        tick = core.tick_time / 2000
-        async with trio.open_nursery() as nursery:
+        await self.execute(self.core.start(self.now()))
+        return True
 
-            async def ticker() -> None:
-                while True:
-                    await trio.sleep(tick)
-                    await self.execute(core.tick(self.state.now_ms()))
-
-            async def stopper() -> None:
-                await self._stop.wait()
-                nursery.cancel_scope.cancel(reason=f"stepped down: {self.stepped_down}")
-
-            nursery.start_soon(ticker)
-            nursery.start_soon(stopper)
-            nursery.start_soon(_stop_on_request, ctx, nursery)
-            async for item in links.inbound:
-                if isinstance(item, Batch):
-                    now = self.state.now_ms()
-                    for packet in item.messages:
-                        await self.execute(core.receive(item.sid, packet, now))
-                elif isinstance(item, LinkDown):
-                    await self.execute(core.learner_lost(item.sid))
+    async def on_inbound(self, item: Any) -> None:
+        if isinstance(item, Batch):
+            now = self.now()
+            for packet in item.messages:
+                await self.execute(self.core.receive(item.sid, packet, now))
+        elif isinstance(item, LinkDown):
+            await self.execute(self.core.learner_lost(item.sid))
 
 
-async def _stop_on_request(ctx: Context, nursery: trio.Nursery) -> None:
-    await ctx.wait_stop_requested()
-    nursery.cancel_scope.cancel(reason=f"{ctx.path} asked to stop")
+def _last_zxid(batch: list[Request]) -> int | None:
+    return max((req.hdr.zxid for req in batch if req.hdr is not None), default=None)  # type: ignore[attr-defined]
 
 
-def _drain(channel: Any) -> None:
-    """Drop what a previous role left in the inbound channel (its epoch is over)."""
-    while True:
-        try:
-            channel.receive_nowait()
-        except (trio.WouldBlock, trio.EndOfChannel):
-            return
-
-
-class ProposeStage:
+class ProposeStage(NoDirectStage):
     """Propose the batch's txns (zxids from prep, PROPOSALs to the learners)."""
 
     name = "propose"
-    merge = 0
-    shutdown = 5.0
 
     def __init__(self, driver: LeaderDriver) -> None:
         self.driver = driver
-
-    def accepts_direct(self, batch: list[Request]) -> bool:
-        return False
-
-    async def handle(self, batch: list[Request]) -> None:
-        self.handle_now(batch)
 
     def handle_now(self, batch: list[Request]) -> None:
         hdrs = [req for req in batch if req.hdr is not None]
@@ -267,34 +224,27 @@ class LeaderSyncStage(SyncStage):
 
     async def handle(self, batch: list[Request]) -> None:
         await super().handle(batch)
-        last = max((req.hdr.zxid for req in batch if req.hdr is not None), default=None)  # type: ignore[attr-defined]
+        last = _last_zxid(batch)
         if last is not None:
-            rest = self.driver.execute_now(self.driver.core.persisted(last))
-            if rest:
-                await self.driver.execute(rest)
+            await self.driver.execute(self.driver.core.persisted(last))
 
 
-class CommitStage:
+class CommitStage(NoDirectStage):
     """Hold each batch until the core committed its last txn (a quorum has it)."""
 
     name = "commit"
-    merge = 0
-    shutdown = 5.0
 
     def __init__(self, driver: LeaderDriver) -> None:
         self.driver = driver
-
-    def accepts_direct(self, batch: list[Request]) -> bool:
-        return False
 
     def handle_now(self, batch: list[Request]) -> None:
         raise RuntimeError("the leader's commit stage has no direct path")
 
     async def handle(self, batch: list[Request]) -> None:
-        last = max((req.hdr.zxid for req in batch if req.hdr is not None), default=None)  # type: ignore[attr-defined]
+        last = _last_zxid(batch)
         driver = self.driver
         while last is not None and driver.committed < last:
-            await driver._commit_wait.park()
+            await driver.commit_wait.park()
 
 
 def leading_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid: int, voters: set[int],
