@@ -49,6 +49,7 @@ from ..protocol.txn import decode_txn
 from ..quorum import zab_effects as fx
 from ..quorum import zab_packets as zp
 from ..quorum.learner import LearnerCore
+from ..quorum.zab_zxid import make_zxid
 from .chain import Chain
 from .clientport import ClientPort
 from .forward import LOCAL_OPS, encode_forwarded
@@ -112,6 +113,7 @@ class LearnerDriver(ZabDriver):
                 self.end(f"leader {self.leader} lost: {eff.reason}")
             elif cls is fx.StartServing:
                 assert self.chain is not None
+                self.state.enter_epoch(make_zxid(eff.epoch, 0))
                 self.clients.attach_chain(self.chain)
                 self.on_established(eff.epoch)
                 log.info("%s: serving in epoch %d under leader %d",

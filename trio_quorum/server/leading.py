@@ -139,8 +139,11 @@ class LeaderDriver(ZabDriver):
 
     def _establish(self, epoch: int) -> None:
         assert self.prep is not None and self.chain is not None
-        # The new epoch's zxids start at epoch << 32: prep and the core agree.
-        self.prep.reset(make_zxid(epoch, 0))
+        # The new epoch's zxids start at epoch << 32: prep and the core agree,
+        # and the tree says so (``srvr``'s Zxid, reply headers), as ZooKeeper.
+        start = make_zxid(epoch, 0)
+        self.prep.reset(start)
+        self.state.enter_epoch(start)
         self.established = True
         self.clients.attach_chain(self.chain)
         self.on_established(epoch)
@@ -263,6 +266,10 @@ def leading_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid: i
             last_zxid=state.last_zxid, history=history, history_base=history_base,
             tick_time=cfg.tick_time, init_limit=quorum.init_limit, sync_limit=quorum.sync_limit,
         )
+        # Every session gets a full timeout from now, as ZooKeeper's new leader
+        # builds its session tracker: the touches of clients on other servers
+        # went to the old leader, so the buckets this peer has are stale.
+        state.tracker.restore(state.tracker.session_timeouts(), state.now_ms())
         driver = LeaderDriver(state, clients, links, core, on_established)
         prep = Prep(state.tree, state.auth, state.tracker, extended_types=cfg.extended_types_enabled)
         prep.reset(state.last_zxid)

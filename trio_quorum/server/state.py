@@ -118,6 +118,15 @@ class PeerState:
         self.final = Final(tree, who_am_i=self.auth.who_am_i)
         self.tracker.restore(sessions, self.now_ms())
 
+    def enter_epoch(self, start_zxid: int) -> None:
+        """A new epoch is established: the tree's last zxid is at least ``epoch << 32``.
+
+        As ZooKeeper's learners set lastProcessedZxid to NEWLEADER's zxid and its
+        leader starts counting there: ``srvr`` shows the epoch at once.
+        """
+        if self.tree.last_processed_zxid < start_zxid:
+            self.tree.last_processed_zxid = start_zxid
+
     # ------------------------------------------------------------ the tree
     @property
     def last_zxid(self) -> int:
