@@ -63,8 +63,15 @@ def test_epoch_is_max_accepted_plus_one_and_persisted_before_leaderinfo() -> Non
 
 
 def test_learner_persists_accepted_epoch_before_ackepoch() -> None:
-    core = LearnerCore(2, accepted_epoch=1, current_epoch=1, last_zxid=z(1, 4), tick_time=TICK,
-                       init_limit=INIT_LIMIT, sync_limit=SYNC_LIMIT)
+    core = LearnerCore(
+        2,
+        accepted_epoch=1,
+        current_epoch=1,
+        last_zxid=z(1, 4),
+        tick_time=TICK,
+        init_limit=INIT_LIMIT,
+        sync_limit=SYNC_LIMIT,
+    )
     core.start(0)
     assert core.receive(p.LeaderInfo(2), 0) == [
         fx.PersistAcceptedEpoch(2),
@@ -73,8 +80,15 @@ def test_learner_persists_accepted_epoch_before_ackepoch() -> None:
 
 
 def test_learner_refuses_a_leader_of_an_older_epoch() -> None:
-    core = LearnerCore(2, accepted_epoch=7, current_epoch=6, last_zxid=0, tick_time=TICK,
-                       init_limit=INIT_LIMIT, sync_limit=SYNC_LIMIT)
+    core = LearnerCore(
+        2,
+        accepted_epoch=7,
+        current_epoch=6,
+        last_zxid=0,
+        tick_time=TICK,
+        init_limit=INIT_LIMIT,
+        sync_limit=SYNC_LIMIT,
+    )
     core.start(0)
     (lost,) = core.receive(p.LeaderInfo(5), 0)
     assert isinstance(lost, fx.LeaderLost) and "less than accepted epoch" in lost.reason
@@ -84,9 +98,11 @@ def test_learner_refuses_a_leader_of_an_older_epoch() -> None:
 def test_leader_gives_up_when_a_follower_is_ahead() -> None:
     # Zab1_0Test.testLeaderBehind's check in waitForEpochAck: the follower's
     # (currentEpoch, lastZxid) beats the leader's.
-    disks = {1: Disk.with_log([z(1, 1)], accepted=1, current=1),
-             2: Disk.with_log([z(1, 1), z(1, 2)], accepted=1, current=1),
-             3: Disk(accepted_epoch=1, current_epoch=1)}
+    disks = {
+        1: Disk.with_log([z(1, 1)], accepted=1, current=1),
+        2: Disk.with_log([z(1, 1), z(1, 2)], accepted=1, current=1),
+        3: Disk(accepted_epoch=1, current_epoch=1),
+    }
     ens = Ensemble(disks, leader=1, auto_persist=True)
     ens.start()
     ens.deliver_all()
@@ -97,9 +113,11 @@ def test_leader_gives_up_when_a_follower_is_ahead() -> None:
 
 def test_follower_behind_gets_a_diff() -> None:
     leader_log = [z(1, i) for i in range(1, 6)]
-    disks = {1: Disk.with_log(leader_log, accepted=1, current=1),
-             2: Disk.with_log(leader_log[:3], accepted=1, current=1),
-             3: Disk.with_log(leader_log, accepted=1, current=1)}
+    disks = {
+        1: Disk.with_log(leader_log, accepted=1, current=1),
+        2: Disk.with_log(leader_log[:3], accepted=1, current=1),
+        3: Disk.with_log(leader_log, accepted=1, current=1),
+    }
     ens = Ensemble(disks, leader=1)
     established(ens)
     assert ens.sync_modes == {2: ["DIFF"], 3: ["DIFF"]}
@@ -116,9 +134,11 @@ def test_uncommitted_proposals_of_an_old_epoch_are_truncated() -> None:
     # else saw; epoch 2 went on without them.
     common = [z(1, 1), z(1, 2), z(1, 3)]
     leader_log = common + [z(2, 1), z(2, 2)]
-    disks = {1: Disk.with_log(leader_log, accepted=2, current=2),
-             2: Disk.with_log(common + [z(1, 4), z(1, 5)], accepted=1, current=1),
-             3: Disk.with_log(leader_log, accepted=2, current=2)}
+    disks = {
+        1: Disk.with_log(leader_log, accepted=2, current=2),
+        2: Disk.with_log(common + [z(1, 4), z(1, 5)], accepted=1, current=1),
+        3: Disk.with_log(leader_log, accepted=2, current=2),
+    }
     ens = Ensemble(disks, leader=1)
     established(ens)
     assert ens.sync_modes[2] == ["TRUNC"]
@@ -132,9 +152,11 @@ def test_learner_newer_than_the_leader_is_truncated() -> None:
     # one more (never committed) txn; after ACKEPOCH the quorum is reached
     # without it (it is not "ahead" in currentEpoch of a leader that moved on).
     leader_log = [z(1, 1), z(1, 2)]
-    disks = {1: Disk.with_log(leader_log, accepted=1, current=2),
-             2: Disk.with_log(leader_log + [z(1, 3)], accepted=1, current=1),
-             3: Disk.with_log(leader_log, accepted=1, current=1)}
+    disks = {
+        1: Disk.with_log(leader_log, accepted=1, current=2),
+        2: Disk.with_log(leader_log + [z(1, 3)], accepted=1, current=1),
+        3: Disk.with_log(leader_log, accepted=1, current=1),
+    }
     ens = Ensemble(disks, leader=1)
     established(ens)
     assert ens.sync_modes[2] == ["TRUNC"]
@@ -144,9 +166,11 @@ def test_learner_newer_than_the_leader_is_truncated() -> None:
 
 def test_far_behind_gets_a_snapshot() -> None:
     leader_log = [z(1, i) for i in range(1, 11)]
-    disks = {1: Disk.with_log(leader_log, accepted=1, current=1),
-             2: Disk(accepted_epoch=1, current_epoch=1),
-             3: Disk.with_log(leader_log, accepted=1, current=1)}
+    disks = {
+        1: Disk.with_log(leader_log, accepted=1, current=1),
+        2: Disk(accepted_epoch=1, current_epoch=1),
+        3: Disk.with_log(leader_log, accepted=1, current=1),
+    }
     ens = Ensemble(disks, leader=1, commit_log_count=3)
     established(ens)
     assert ens.sync_modes[2] == ["SNAP"]
@@ -171,9 +195,11 @@ def test_unnecessary_snap_is_avoided() -> None:
 
 def test_newleader_is_not_acked_before_the_sync_is_durable() -> None:
     leader_log = [z(1, i) for i in range(1, 6)]
-    disks = {1: Disk.with_log(leader_log, accepted=1, current=1),
-             2: Disk.with_log(leader_log[:2], accepted=1, current=1),
-             3: Disk.with_log(leader_log, accepted=1, current=1)}
+    disks = {
+        1: Disk.with_log(leader_log, accepted=1, current=1),
+        2: Disk.with_log(leader_log[:2], accepted=1, current=1),
+        3: Disk.with_log(leader_log, accepted=1, current=1),
+    }
     ens = Ensemble(disks, leader=1)
     ens.nodes[2].auto_persist = False
     ens.start()
@@ -198,9 +224,11 @@ def test_crash_before_persist_loses_nothing_committed() -> None:
     # log is on disk, comes back; nothing that was committed is lost and it
     # re-syncs to the same history.
     leader_log = [z(1, i) for i in range(1, 6)]
-    disks = {1: Disk.with_log(leader_log, accepted=1, current=1),
-             2: Disk.with_log(leader_log[:1], accepted=1, current=1),
-             3: Disk.with_log(leader_log, accepted=1, current=1)}
+    disks = {
+        1: Disk.with_log(leader_log, accepted=1, current=1),
+        2: Disk.with_log(leader_log[:1], accepted=1, current=1),
+        3: Disk.with_log(leader_log, accepted=1, current=1),
+    }
     ens = Ensemble(disks, leader=1)
     ens.nodes[2].auto_persist = False
     established(ens)
@@ -458,8 +486,16 @@ def test_commit_of_an_unknown_proposal_loses_the_leader() -> None:
 
 
 def test_zxid_rollover_steps_down() -> None:
-    core = LeaderCore(1, [1], accepted_epoch=0, current_epoch=0, last_zxid=0,
-                      tick_time=TICK, init_limit=INIT_LIMIT, sync_limit=SYNC_LIMIT)
+    core = LeaderCore(
+        1,
+        [1],
+        accepted_epoch=0,
+        current_epoch=0,
+        last_zxid=0,
+        tick_time=TICK,
+        init_limit=INIT_LIMIT,
+        sync_limit=SYNC_LIMIT,
+    )
     effects = core.start(0)
     assert fx.Established(1) in effects  # a single voter is its own quorum
     core.last_proposed = z(1, 0xFFFFFFFD)
@@ -471,9 +507,45 @@ def test_zxid_rollover_steps_down() -> None:
 
 
 def test_single_voter_commits_on_its_own_persist() -> None:
-    core = LeaderCore(1, [1], accepted_epoch=3, current_epoch=3, last_zxid=z(3, 9),
-                      tick_time=TICK, init_limit=INIT_LIMIT, sync_limit=SYNC_LIMIT)
-    assert core.start(0) == [fx.PersistAcceptedEpoch(4), fx.PersistCurrentEpoch(4), fx.Established(4)]
+    core = LeaderCore(
+        1,
+        [1],
+        accepted_epoch=3,
+        current_epoch=3,
+        last_zxid=z(3, 9),
+        tick_time=TICK,
+        init_limit=INIT_LIMIT,
+        sync_limit=SYNC_LIMIT,
+    )
+    assert core.start(0) == [
+        fx.PersistAcceptedEpoch(4),
+        fx.PersistCurrentEpoch(4),
+        fx.Established(4),
+    ]
     zx, effects = core.propose(b"t")
     assert zx == z(4, 1) and effects == [fx.LogTxns((p.Proposal(zx, b"t"),))]
     assert core.persisted(zx) == [fx.Commit((p.Proposal(zx, b"t"),))]
+
+
+def test_in_flight_proposal_durable_before_newleader_is_acked_with_it() -> None:
+    # Found by the property test: the ACK of a proposal made durable during the
+    # sync must leave with ACK(NEWLEADER), not wait for another fsync.
+    core = LearnerCore(
+        2,
+        accepted_epoch=0,
+        current_epoch=0,
+        last_zxid=0,
+        tick_time=TICK,
+        init_limit=INIT_LIMIT,
+        sync_limit=SYNC_LIMIT,
+    )
+    core.start(0)
+    core.receive(p.LeaderInfo(1), 0)
+    assert core.receive_many([p.Diff(0), p.Proposal(z(1, 1), "a")], 0) == [
+        fx.LogTxns((p.Proposal(z(1, 1), "a"),))
+    ]
+    assert core.persisted(z(1, 1)) == []  # no NEWLEADER yet: nothing to ack
+    assert core.receive(p.NewLeader(z(1, 0)), 0) == [
+        fx.PersistCurrentEpoch(1),
+        fx.SendToLeader((p.Ack(z(1, 0)), p.Ack(z(1, 1)))),
+    ]

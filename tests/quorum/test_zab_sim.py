@@ -88,7 +88,13 @@ class Ensemble:
         self.voters = frozenset(s for s in disks if s not in observers)
         self.quorum = len(self.voters) // 2 + 1
         self.nodes = {
-            sid: Node(sid, d, observer=sid in observers, voter=sid not in observers, auto_persist=auto_persist)
+            sid: Node(
+                sid,
+                d,
+                observer=sid in observers,
+                voter=sid not in observers,
+                auto_persist=auto_persist,
+            )
             for sid, d in disks.items()
         }
         self.links: dict[tuple[int, int], deque[p.Packet]] = {}
@@ -272,8 +278,10 @@ class Ensemble:
                 self.run(node, self.leader.revalidated(e.sid, e.session_id, e.session_id % 2 == 0))
             elif isinstance(e, fx.SyncDone):
                 mark = self.sync_marks.get(e.token, -1)
-                if not d.tree or d.tree[-1].zxid < mark:
-                    self.violations.append(f"SyncDone({e.token}) on {node.sid} before {mark:#x} was applied")
+                if (d.tree[-1].zxid if d.tree else 0) < mark:
+                    self.violations.append(
+                        f"SyncDone({e.token}) on {node.sid} before {mark:#x} was applied"
+                    )
         if logged and node.auto_persist:
             self.flush(node.sid)
 
@@ -283,7 +291,10 @@ class Ensemble:
         if isinstance(packet, p.Ack):
             self.acks[src] = max(self.acks.get(src, -1), packet.zxid)
         elif isinstance(packet, p.SyncRequest):
-            self.sync_marks[packet.token] = self.leader.last_proposed
+            log = self.nodes[
+                self.leader_sid
+            ].disk.log  # every proposal is logged (maybe not durable)
+            self.sync_marks[packet.token] = log[-1].zxid if log else 0
 
     def _check_commit(self, node: Node, proposals: tuple[p.Proposal, ...]) -> None:
         if node.sid == self.leader_sid:
@@ -331,3 +342,27 @@ class Ensemble:
 
     def effects_of(self, sid: int, kind: type) -> list[fx.Effect]:
         return [e for e in self.nodes[sid].effects if isinstance(e, kind)]
+
+
+# -- the harness's own checks can fail ------------------------------------------------
+
+
+def test_the_executor_flags_a_commit_without_quorum() -> None:
+    ens = Ensemble({1: Disk(), 2: Disk(), 3: Disk()}, leader=1)
+    ens.start()
+    ens.deliver_all()
+    assert ens.violations == []
+    bogus = p.Proposal((1 << 32) | 1, "never proposed")
+    ens.run(ens.nodes[1], [fx.Commit((bogus,))])
+    assert any("committed with acks from" in v for v in ens.violations)
+    assert any("durable on" in v for v in ens.violations)
+
+
+def test_the_executor_flags_a_learner_commit_the_leader_did_not_make() -> None:
+    ens = Ensemble({1: Disk(), 2: Disk(), 3: Disk()}, leader=1)
+    ens.start()
+    ens.deliver_all()
+    ens.run(ens.nodes[2], [fx.Commit((p.Proposal((1 << 32) | 1, "forged"),))])
+    assert ens.violations == [
+        f"2 committed {p.Proposal((1 << 32) | 1, 'forged')} which the leader did not"
+    ]

@@ -45,7 +45,9 @@ def test_counter_rollover_forces_a_new_epoch() -> None:
 def test_learner_equal_to_leader_gets_an_empty_diff() -> None:
     assert choose_sync(z(3, 1), LOG, z(3, 1)) == SyncPlan(SyncMode.DIFF, z(3, 1), len(LOG), 0)
     # ... and the proposals in flight.
-    assert choose_sync(z(3, 1), LOG, z(3, 1), [z(3, 2)]) == SyncPlan(SyncMode.DIFF, z(3, 1), len(LOG), 0)
+    assert choose_sync(z(3, 1), LOG, z(3, 1), [z(3, 2)]) == SyncPlan(
+        SyncMode.DIFF, z(3, 1), len(LOG), 0
+    )
 
 
 def test_learner_in_the_committed_log_gets_a_diff() -> None:
@@ -125,9 +127,15 @@ def test_replaying_the_plan_yields_the_leaders_history(
     if kind == "extra":
         lo = learner[-1] if learner else 0
         hi = after if after is not None else z(epoch_of(lo) + 2, 0)
-        candidates = [x for x in (lo + 1, lo + 2, z(epoch_of(lo), 0xFFFF)) if lo < x < hi and not is_epoch_start(x)]
+        candidates = [
+            x
+            for x in (lo + 1, lo + 2, z(epoch_of(lo), 0xFFFF))
+            if lo < x < hi and not is_epoch_start(x)
+        ]
         if candidates:
-            learner = learner + sorted(set(data.draw(st.lists(st.sampled_from(candidates), min_size=1))))
+            learner = learner + sorted(
+                set(data.draw(st.lists(st.sampled_from(candidates), min_size=1)))
+            )
     L = learner[-1] if learner else 0
     if kind == "epoch-start" and learner:
         # The learner holds everything of H below (e, 0) and reports (e, 0).

@@ -168,7 +168,7 @@ class LearnerCore:
     def persisted(self, zxid: int) -> list[Effect]:
         if self.phase is not LearnerPhase.STOPPED and zxid > self.last_persisted:
             self.last_persisted = min(zxid, self.last_logged)
-            self._maybe_ack_newleader()
+            self._maybe_ack_newleader()  # (which acks what follows, too)
             self._maybe_ack()
         return self._flush()
 
@@ -192,7 +192,9 @@ class LearnerCore:
         ticks = self.sync_limit if self.phase is LearnerPhase.SERVING else self.init_limit
         silent = now - self.last_heard
         if silent > ticks * self.tick_time:
-            self._lose(f"leader silent for {silent} ms (limit {ticks} ticks of {self.tick_time} ms)")
+            self._lose(
+                f"leader silent for {silent} ms (limit {ticks} ticks of {self.tick_time} ms)"
+            )
         return self._flush()
 
     # -- packets ---------------------------------------------------------------------
@@ -215,7 +217,11 @@ class LearnerCore:
                 return self._on_proposal(packet)
             if isinstance(packet, p.Commit):
                 return self._on_commit(packet.zxid)
-            if isinstance(packet, p.Inform) and self.observer and phase >= LearnerPhase.NEWLEADER_PENDING:
+            if (
+                isinstance(packet, p.Inform)
+                and self.observer
+                and phase >= LearnerPhase.NEWLEADER_PENDING
+            ):
                 return self._on_inform(packet)
             if isinstance(packet, p.NewLeader) and phase is LearnerPhase.SYNCING:
                 return self._on_newleader(packet.zxid)
@@ -238,7 +244,9 @@ class LearnerCore:
 
     def _on_leaderinfo(self, epoch: int) -> None:
         if epoch < self.accepted_epoch:
-            return self._lose(f"Leaders epoch, {epoch}, is less than accepted epoch, {self.accepted_epoch}")
+            return self._lose(
+                f"Leaders epoch, {epoch}, is less than accepted epoch, {self.accepted_epoch}"
+            )
         if epoch > self.accepted_epoch:
             self._emit(PersistAcceptedEpoch(epoch))
             self.accepted_epoch = epoch
@@ -262,7 +270,9 @@ class LearnerCore:
         if self.observer and self.phase is not LearnerPhase.SYNCING:
             return self._lose(f"observer got PROPOSAL {zxid_hex(proposal.zxid)} outside sync")
         if proposal.zxid <= self.last_logged:
-            return self._lose(f"PROPOSAL {zxid_hex(proposal.zxid)} not after our last {zxid_hex(self.last_logged)}")
+            return self._lose(
+                f"PROPOSAL {zxid_hex(proposal.zxid)} not after our last {zxid_hex(self.last_logged)}"
+            )
         self._pending.append(proposal)
         self.last_logged = proposal.zxid
         self._log((proposal,))
@@ -285,7 +295,9 @@ class LearnerCore:
 
     def _on_inform(self, inform: p.Inform) -> None:
         if inform.zxid <= self.last_logged:
-            return self._lose(f"INFORM {zxid_hex(inform.zxid)} not after our last {zxid_hex(self.last_logged)}")
+            return self._lose(
+                f"INFORM {zxid_hex(inform.zxid)} not after our last {zxid_hex(self.last_logged)}"
+            )
         proposal = p.Proposal(inform.zxid, inform.txn)
         self.last_logged = self.last_committed = inform.zxid
         self._log((proposal,))
@@ -314,6 +326,9 @@ class LearnerCore:
         self._out.append(p.Ack(self._newleader_zxid))
         self.last_acked = self._newleader_zxid
         self.phase = LearnerPhase.ACKED
+        # Proposals of this epoch received in the sync (in flight at the leader)
+        # may be durable already: their ACK must not wait for another fsync.
+        self._maybe_ack()
 
     def _maybe_ack(self) -> None:
         if self.observer or self.phase < LearnerPhase.ACKED:

@@ -110,9 +110,13 @@ def choose_sync(
     L, last = learner_last_zxid, leader_last_zxid
     nc, nf = len(committed), len(in_flight)
     if nc and committed[-1] != last:
-        raise ValueError(f"committed log ends at {zxid_hex(committed[-1])}, not at {zxid_hex(last)}")
+        raise ValueError(
+            f"committed log ends at {zxid_hex(committed[-1])}, not at {zxid_hex(last)}"
+        )
     if nf and in_flight[0] <= last:
-        raise ValueError(f"in-flight proposal {zxid_hex(in_flight[0])} is not above {zxid_hex(last)}")
+        raise ValueError(
+            f"in-flight proposal {zxid_hex(in_flight[0])} is not above {zxid_hex(last)}"
+        )
 
     if L == last:
         return SyncPlan(SyncMode.DIFF, last, nc, 0)
@@ -138,4 +142,3 @@ def choose_sync(
         return SyncPlan(SyncMode.DIFF, last, nc, j)
     t = in_flight[j - 1] if j else last
     return SyncPlan(SyncMode.TRUNC, t, nc, j)
-

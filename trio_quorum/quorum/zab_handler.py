@@ -90,7 +90,14 @@ class LearnerHandler:
     )
 
     def __init__(
-        self, sid: int, *, observer: bool, voter: bool, accepted_epoch: int, last_zxid: int, now: int
+        self,
+        sid: int,
+        *,
+        observer: bool,
+        voter: bool,
+        accepted_epoch: int,
+        last_zxid: int,
+        now: int,
     ) -> None:
         self.sid = sid
         self.observer = observer
