@@ -149,7 +149,9 @@ class QuorumPeer:
             self.state = ServerState.LOOKING
             self.leader = None
             t0 = trio.current_time()
-            elected = await self.election.look(state.last_zxid, storage.current_epoch)
+            # Vote for the whole log: what was logged but not yet committed counts.
+            last = await state.apply_log_tail()
+            elected = await self.election.look(last, storage.current_epoch)
             log.info("LOOKING -> %s under leader %d after %.0f ms (election epoch %d)",
                      elected.state.name, elected.leader, (trio.current_time() - t0) * 1000,
                      elected.election_epoch)

@@ -45,6 +45,8 @@ log = logging.getLogger("trio_quorum.server.state")
 
 _SYNC_CONNECTED = int(KeeperState.SyncConnected)
 _PING = int(OpCode.ping)
+_CREATE_SESSION = int(OpCode.createSession)
+_CLOSE_SESSION = int(OpCode.closeSession)
 _READ = int(Perm.READ)
 
 
@@ -117,6 +119,33 @@ class PeerState:
         self.tree = tree
         self.final = Final(tree, who_am_i=self.auth.who_am_i)
         self.tracker.restore(sessions, self.now_ms())
+
+    async def apply_log_tail(self) -> int:
+        """Apply the logged txns the tree does not hold yet; return the tree's last zxid.
+
+        A learner logs proposals before their COMMIT arrives; when its role
+        ends, the tree lags its log.  A vote (and a new role's sync) must speak
+        for the whole log, as ZooKeeper's peer reloads its database from disk
+        before it looks: a txn a quorum logged (and a client may have been
+        told about) is then on the peer that wins.  Uncommitted txns applied
+        here are truncated later if the new leader says so (TRUNC).
+        """
+        storage: Any = self.storage
+        last = self.tree.last_processed_zxid
+        if storage.last_zxid <= last:
+            return last
+        now = self.now_ms()
+        tracker = self.tracker
+        for hdr, rec in await storage.read_txns(last):
+            if hdr.zxid <= self.tree.last_processed_zxid:
+                continue
+            self.tree.apply(hdr, rec)
+            if hdr.type == _CREATE_SESSION:
+                tracker.track_session(hdr.client_id, rec.timeout, now)
+            elif hdr.type == _CLOSE_SESSION:
+                tracker.remove(hdr.client_id)
+        log.info("applied the log's tail: last zxid 0x%x -> 0x%x", last, self.tree.last_processed_zxid)
+        return self.tree.last_processed_zxid
 
     def enter_epoch(self, start_zxid: int) -> None:
         """A new epoch is established: the tree's last zxid is at least ``epoch << 32``.
