@@ -36,7 +36,7 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -155,7 +155,7 @@ class LearnerDriver(ZabDriver):
         last = load_snapshot_bytes(data, tree, sessions)
         log.info("SNAP: installing the leader's snapshot at 0x%x (%d znodes)", last, tree.node_count())
         self.state.replace_tree(tree, sessions)
-        await self.state.storage.install_snapshot(tree, sessions, last)  # type: ignore[attr-defined]
+        await self.state.storage.install_snapshot(tree, sessions, last)
 
     def _touches(self) -> dict[int, int]:
         tracker = self.state.tracker
@@ -186,7 +186,7 @@ class LearnerDriver(ZabDriver):
     async def on_inbound(self, item: Any) -> None:
         if isinstance(item, Batch):
             if item.sid == self.leader:  # another peer's stray packets are not ours to read
-                await self.execute(self.core.receive_many(item.messages, self.now()))
+                await self.execute(self.core.receive_many(cast(list[zp.Packet], item.messages), self.now()))
         elif isinstance(item, LinkDown) and item.sid == self.leader:
             self.end(f"link to leader {self.leader} down: {item.reason}")
 
@@ -269,7 +269,7 @@ class CommitStage(NoDirectStage):
         ready: list[Request] = []
         foreign = 0
         for prop in proposals:
-            hdr, rec, _digest = decode_txn(prop.txn)
+            hdr, rec, _digest = decode_txn(cast(bytes, prop.txn))
             if hdr.zxid <= state.tree.last_processed_zxid:
                 continue  # already in the tree (a fuzzy snapshot, or a replayed DIFF)
             req = self.writes.pop((hdr.client_id, hdr.cxid), None)
@@ -290,7 +290,7 @@ class CommitStage(NoDirectStage):
             self.final.handle_now(ready)
 
     def sync_done(self, token: object) -> None:
-        req = self.syncs.pop(token, None)  # type: ignore[arg-type]
+        req = self.syncs.pop(token, None) if isinstance(token, int) else None
         if req is None:
             return
         req.extra = None

@@ -50,7 +50,8 @@ class ConnView(Protocol):
 class ServerView(Protocol):
     config: ServerConfig
     stats: ServerStats
-    mode: str  # standalone | leader | follower | observer | read-only
+    @property
+    def mode(self) -> str: ...  # standalone | leader | follower | observer | read-only
 
     @property
     def serving(self) -> bool: ...

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -184,7 +184,7 @@ class LeaderDriver(ZabDriver):
         if isinstance(item, Batch):
             now = self.now()
             for packet in item.messages:
-                await self.execute(self.core.receive(item.sid, packet, now))
+                await self.execute(self.core.receive(item.sid, cast(zp.Packet, packet), now))
         elif isinstance(item, LinkDown):
             await self.execute(self.core.learner_lost(item.sid))
 
@@ -205,7 +205,7 @@ class ProposeStage(NoDirectStage):
         hdrs = [req for req in batch if req.hdr is not None]
         if not hdrs:
             return
-        txns = [encode_txn(req.hdr, req.txn) for req in hdrs]  # type: ignore[arg-type]
+        txns = [encode_txn(req.hdr, req.txn) for req in hdrs]  # type: ignore[arg-type,unused-ignore]
         zxids, effects = self.driver.core.propose_many(txns)
         expected = [req.hdr.zxid for req in hdrs]  # type: ignore[attr-defined]
         if zxids != expected[: len(zxids)]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..core.prep import Prep
 from ..persistence.api import Storage
@@ -193,7 +193,7 @@ class FinalStage:
             # The tree may hold a half-applied write: nobody reads it again.
             self.state.tree_trusted = False
             raise
-        first = batch[0].conn if batch else None
+        first: object = batch[0].conn if batch else None
         for req in batch:
             if req.conn is not first:
                 first = _MANY
@@ -242,8 +242,9 @@ class FinalStage:
         frame, events, rc = state.final.write_frame(hdr, req.txn, req.xid)  # type: ignore[arg-type]
         if events:
             zxid = hdr.zxid
-            for watcher, etype, path in events:
-                if not watcher.closed:  # watchers are client connections
+            for watched, etype, path in events:
+                watcher = cast(Client, watched)  # the server's watchers are its client connections
+                if not watcher.closed:
                     out.setdefault(watcher, []).append(encode_notification(etype, _SYNC_CONNECTED, path, zxid))
         tracker = state.tracker
         conn = req.conn

@@ -175,7 +175,7 @@ class PeerState:
         if typ == _PING:
             frames.append(encode_reply(-2, zxid, 0))
             return
-        oc = self.final.read(typ, req.record, req.session_id, req.auth_ids, req.conn)
+        oc = self.final.read(typ, req.record, req.session_id, req.auth_ids, req.conn)  # type: ignore[arg-type]
         if oc.events:  # setWatches: events owed to this connection, ahead of its reply
             for _w, etype, path in oc.events:
                 frames.append(encode_notification(etype, _SYNC_CONNECTED, path, -1))
@@ -206,4 +206,4 @@ class PeerState:
         return self.tree.watches.by_watcher()
 
     def forget_watcher(self, watcher: object) -> None:
-        self.tree.watches.remove_watcher(watcher)  # type: ignore[arg-type]
+        self.tree.watches.remove_watcher(watcher)
