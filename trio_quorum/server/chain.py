@@ -87,11 +87,13 @@ class _Crash:
 class Chain:
     """The stages of one role's request chain, and how batches enter it."""
 
-    def __init__(self, stages: Sequence[Stage], *, read_check: Callable[[Request], None] | None = None) -> None:
+    def __init__(self, stages: Sequence[Stage], *, read_check: Callable[[Request], None] | None = None,
+                 confirm_session: Callable[[Any, int, int], None] | None = None) -> None:
         if not stages:
             raise ValueError("a chain needs at least one stage")
         self.stages = list(stages)
         self._read_check = read_check
+        self._confirm_session = confirm_session
         self._sup: Supervisor | None = None
         # A dead ref until attached: submit raises ActorNotRunning.
         self._head: ActorRef[Any] = ActorRef(f"chain/{self.stages[0].name}")
@@ -161,6 +163,13 @@ class Chain:
         return run_stage
 
     # ------------------------------------------------------------ entry
+    def confirm_session(self, conn: Any, session_id: int, timeout: int) -> None:
+        """A reconnect checked out locally: finish the handshake (a learner asks its leader first)."""
+        if self._confirm_session is not None:
+            self._confirm_session(conn, session_id, timeout)
+        else:
+            conn.finish_session_init(session_id, timeout, True)
+
     def check_read(self, req: Request) -> None:
         """The session check this role does for a read a connection answers itself (sets ``req.err``)."""
         if self._read_check is not None:

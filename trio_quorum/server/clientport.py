@@ -91,14 +91,27 @@ class ClientPort:
         self._by_session: dict[int, ClientConnection] = {}
         self._per_ip: dict[str, int] = {}
         self._conn_seq = 0
+        self._changed = trio.Event()
 
     # ------------------------------------------------------------ the chain slot
     def attach_chain(self, chain: Chain) -> None:
         self.chain = chain
+        self.changed()
 
     def detach_chain(self, chain: Chain) -> None:
         if self.chain is chain:
             self.chain = None
+            self.changed()
+
+    def changed(self) -> None:
+        """Wake :meth:`wait_until` callers: whether and how this peer serves may have changed."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, re-checked at every serving / role change."""
+        while not predicate():
+            await self._changed.wait()
 
     @property
     def serving(self) -> bool:
@@ -148,6 +161,14 @@ class ClientPort:
         chain = self.chain
         if chain is not None:
             chain.check_read(req)
+
+    def confirm_session(self, conn: ClientConnection, session_id: int, timeout: int) -> None:
+        """Finish a reconnect that checked out locally (the serving role may ask its leader first)."""
+        chain = self.chain
+        if chain is None:
+            conn.finish_session_init(session_id, timeout, False)
+        else:
+            chain.confirm_session(conn, session_id, timeout)
 
     def answer_read(self, req: Request, frames: list[bytes]) -> None:
         self.state.answer_read(req, frames)
@@ -200,6 +221,7 @@ class ClientPort:
             log.info("binding to port %s:%s", cfg.client_port_address, self.port)
             async with open_supervisor(ctx, strategy=ONE_FOR_ONE) as sup:
                 self.listening = True
+                self.changed()
                 try:
                     async with trio.open_nursery() as nursery:
                         for lsock in listening:

@@ -145,6 +145,7 @@ class ConnectionHost(Protocol):
     def submit(self, batch: list[Request]) -> None: ...
     def fast_reads(self) -> bool: ...
     def check_session(self, req: Request) -> None: ...
+    def confirm_session(self, conn: ClientConnection, session_id: int, timeout: int) -> None: ...
     def answer_read(self, req: Request, frames: list[bytes]) -> None: ...
     def bind_session(self, session_id: int, conn: ClientConnection) -> None: ...
     def close_other_connections(self, session_id: int, conn: ClientConnection) -> None: ...
@@ -591,12 +592,14 @@ class ClientConnection:
                 server.close_other_connections(sid, self)
                 timeout = server.tracker.timeout_of(sid) or timeout
                 log.info("revalidated session 0x%x for /%s:%s", sid & 0xFFFFFFFFFFFFFFFF, *self.remote)
+                # Standalone and leader: done; a learner asks its leader (REVALIDATE).
+                server.confirm_session(self, sid, timeout)
             else:
                 log.info(
                     "Invalid session 0x%x for client /%s:%s, probably expired",
                     sid & 0xFFFFFFFFFFFFFFFF, *self.remote,
                 )
-            self.finish_session_init(sid, timeout, ok)
+                self.finish_session_init(sid, timeout, False)
         await self._session_ready.wait()
         return True
 

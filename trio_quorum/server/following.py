@@ -85,6 +85,15 @@ class LearnerDriver(ZabDriver):
         self.chain: Chain | None = None
         self.commit: CommitStage | None = None
         self._tokens = itertools.count(1)
+        #: session id -> connections whose reconnect waits for the leader's REVALIDATE answer.
+        self._revalidating: dict[int, list[tuple[Any, int]]] = {}
+
+    def confirm_session(self, conn: Any, session_id: int, timeout: int) -> None:
+        """A client reconnected here with a session: the leader must agree (and note the move)."""
+        self._revalidating.setdefault(session_id, []).append((conn, timeout))
+        rest = self.execute_now(self.core.revalidate(session_id, timeout))
+        if rest:
+            raise RuntimeError(f"learner: unexpected effects from revalidate: {rest!r}")
 
     def now(self) -> int:
         return self.state.now_ms()
@@ -108,7 +117,8 @@ class LearnerDriver(ZabDriver):
                 if tail:
                     return tail + list(effects[i + 1:])
             elif cls is fx.SessionRevalidated:
-                pass  # sessions are revalidated locally (every peer applies createSession)
+                for conn, timeout in self._revalidating.pop(eff.session_id, ()):
+                    conn.finish_session_init(eff.session_id, timeout, eff.valid)
             elif cls is fx.LeaderLost:
                 self.end(f"leader {self.leader} lost: {eff.reason}")
             elif cls is fx.StartServing:
@@ -320,7 +330,7 @@ def following_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid:
         driver = LearnerDriver(state, clients, links, core, leader, on_established)
         commit = CommitStage(driver, state, clients)
         driver.commit = commit
-        chain = Chain([ForwardStage(driver), commit])
+        chain = Chain([ForwardStage(driver), commit], confirm_session=driver.confirm_session)
         driver.chain = chain
         children = chain.child_specs() + [
             ChildSpec("zab", driver.run, restart=TEMPORARY, mailbox=0, shutdown=1.0, significant=True),

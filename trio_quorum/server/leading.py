@@ -104,10 +104,13 @@ class LeaderDriver(ZabDriver):
                 for session_id, timeout in eff.touches.items():
                     touch(session_id, now, timeout)
             elif cls is fx.RevalidateSession:
+                # The session moved to learner ``sid``: from now on a request the
+                # old server forwards gets SESSIONMOVED (prep's owner check).
                 t = self.state.tracker
                 valid = eff.session_id in t and not t.is_closing(eff.session_id)
                 if valid:
                     t.touch(eff.session_id, self.state.now_ms())
+                    t.set_owner(eff.session_id, learner_owner(eff.sid))
                 tail = self.execute_now(self.core.revalidated(eff.sid, eff.session_id, valid))
                 if tail:
                     return tail + list(effects[i + 1:])
@@ -170,6 +173,7 @@ class LeaderDriver(ZabDriver):
             return
         if req.type == _CREATE_SESSION:
             state.tracker.track_session(req.session_id, req.record, state.now_ms())  # type: ignore[arg-type]
+        req.owner = learner_owner(sid)
         self.clients.submit([req])
 
     # ------------------------------------------------------------ the zab actor
@@ -187,6 +191,11 @@ class LeaderDriver(ZabDriver):
                 await self.execute(self.core.receive(item.sid, cast(zp.Packet, packet), now))
         elif isinstance(item, LinkDown):
             await self.execute(self.core.learner_lost(item.sid))
+
+
+def learner_owner(sid: int) -> tuple[str, int]:
+    """The session owner a leader records for sessions served by learner ``sid``."""
+    return ("learner", sid)
 
 
 def _last_zxid(batch: list[Request]) -> int | None:

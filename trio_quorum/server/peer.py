@@ -40,7 +40,7 @@ import os
 import platform
 import socket
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -160,6 +160,10 @@ class Peer:
     @property
     def serving(self) -> bool:
         return self.clients.serving
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, re-checked whenever this peer's role or serving state changes."""
+        await self.clients.wait_until(predicate)
 
     def four_letter_word(self, cmd: str) -> str:
         return run_command(cmd, self)

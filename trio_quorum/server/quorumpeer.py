@@ -162,6 +162,7 @@ class QuorumPeer:
             spec = _watch_exit(spec, ended, outcome)
             self.leader = elected.leader
             self.state = elected.state
+            peer.clients.changed()
             new = spec.id
             events = peer.tree.events.subscribe(max_buffer=100_000)
             try:
@@ -172,6 +173,7 @@ class QuorumPeer:
                 events.close()
             peer.role = None
             self.state = ServerState.LOOKING
+            peer.clients.changed()
             reason = outcome.get("reason", "role ended")
             stopped, teardown = _teardown(list(events.drain()), f"{peer.name}/{new}",
                                           outcome.get("ended_at", trio.current_time()))

@@ -49,9 +49,12 @@ class Request:
 
     Stages attach their results: ``hdr``/``txn`` (prep: the transaction),
     ``err`` (an error code to answer with), ``extra`` (stage-private).
+    ``owner`` is who serves the session (the connection; for a write a
+    learner forwarded, ``("learner", sid)``).
     """
 
-    __slots__ = ("conn", "session_id", "xid", "type", "record", "start", "auth_ids", "hdr", "txn", "err", "extra")
+    __slots__ = ("conn", "session_id", "xid", "type", "record", "start", "auth_ids", "hdr", "txn", "err", "extra",
+                 "owner")
 
     def __init__(
         self,
@@ -74,6 +77,9 @@ class Request:
         self.txn: object = None
         self.err = 0
         self.extra: object = None
+        #: Who serves the session here (prep's SESSIONMOVED check): the connection,
+        #: or on a leader the learner a forwarded request came from.
+        self.owner: object = conn
 
 
 class _UnimplementedType:

@@ -89,7 +89,7 @@ class PrepStage:
                 req.err = Err.UNIMPLEMENTED
                 continue
             try:
-                r = prepare(req.session_id, req.xid, req.type, req.record, req.auth_ids, wall, owner=req.conn)
+                r = prepare(req.session_id, req.xid, req.type, req.record, req.auth_ids, wall, owner=req.owner)
             except KeeperError as exc:
                 req.err = exc.code
                 continue
