@@ -24,7 +24,12 @@ from trio_quorum.net import MemoryNetwork
 from trio_quorum.persistence.memstore import MemStore
 from trio_quorum.protocol.consts import Err
 from trio_quorum.protocol.data import OPEN_ACL_UNSAFE
-from trio_quorum.protocol.records import CreateRequest, SetDataRequest, encode_connect_request, encode_request
+from trio_quorum.protocol.records import (
+    CreateRequest,
+    SetDataRequest,
+    encode_connect_request,
+    encode_request,
+)
 from trio_quorum.server.peer import Peer
 
 BOUND = 20
