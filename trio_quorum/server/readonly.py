@@ -92,6 +92,9 @@ def local_session_tracker(state: PeerState) -> SessionTracker:
                              min_session_timeout=cfg.min_session_timeout,
                              max_session_timeout=cfg.max_session_timeout)
     tracker.restore({}, state.now_ms())  # the id seed wanted wall time; the buckets want our clock
+    # Never an id the peer's own tracker handed out (both seed from myid and the clock:
+    # seeded in the same millisecond they would start equal).
+    tracker.next_session_id = max(tracker.next_session_id, state.tracker.next_session_id)
     return tracker
 
 
@@ -236,6 +239,10 @@ def read_only_role(state: PeerState, clients: ClientPort, *, on_serving: Callabl
         finally:
             on_serving(False)
             clients.detach_local_sessions(sessions)
+            # A client may still hold a local id; the peer's tracker must never hand it out
+            # again (the password derives from the id).
+            tracker = state.tracker
+            tracker.next_session_id = max(tracker.next_session_id, sessions.next_session_id)
 
     return ChildSpec("read-only", run_role, restart=TEMPORARY, mailbox=0, shutdown=float("inf"))
 
