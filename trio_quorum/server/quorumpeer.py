@@ -65,6 +65,8 @@ class PeerHost(Protocol):
     clients: ClientPort
     tree: ActorTree
     role: str | None
+    #: The running role's chain (None between roles): quorum_stats() finds the ZAB core on it.
+    chain: Chain | None
 
     def fail(self, message: str) -> None: ...
     def _set_chain(self, chain: Chain | None) -> None: ...
@@ -141,7 +143,8 @@ class QuorumPeer:
         chain = self.peer.chain
         if word is None or chain is None:
             return None
-        core = next((st.driver.core for st in chain.stages if hasattr(getattr(st, "driver", None), "core")), None)
+        drivers: list[Any] = [getattr(st, "driver", None) for st in chain.stages]
+        core: Any = next((d.core for d in drivers if hasattr(d, "core")), None)
         zab = getattr(getattr(core, "state", None), "value", None)
         peer_state = word if zab is None else f"{word} - {zab}"
         lead = None
