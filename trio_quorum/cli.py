@@ -8,6 +8,12 @@ Ctrl-C stops the supervision tree gracefully with the reason "SIGTERM received"
 prints the error (key and line) and exits with status 2; a server that fails
 (a vital actor crashed, see ``server/peer.py``) or cannot bind prints
 why and exits with status 1.
+
+``serve --readonlymode`` (or ``TRIO_QUORUM_READONLYMODE=true`` in the
+environment) is ZooKeeper's ``-Dreadonlymode.enabled=true`` system property:
+a peer cut off from its quorum serves read-only clients (same as
+``readonlymode.enabled=true`` in zoo.cfg, which trio-quorum also reads;
+ZooKeeper itself only reads the system property).
 """
 
 from __future__ import annotations
@@ -55,6 +61,12 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     for w in warnings:
         log.warning("%s: %s", args.config, w)
+    if args.readonlymode:
+        from .config import ALL_4LW
+
+        cfg.read_only_mode_enabled = True
+        if cfg.fourlw_whitelist != ALL_4LW:  # as the system property does: isro is always allowed
+            cfg.fourlw_whitelist = cfg.fourlw_whitelist | {"isro"}
     class Announce(trio.TaskStatus[int]):
         """``task_status`` for :meth:`Peer.run`: prints how to connect once serving."""
 
@@ -139,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = sub.add_parser("serve", help="run one server in the foreground")
     s.add_argument("config", nargs="?", help="zoo.cfg (default: standalone on 127.0.0.1:2181)")
     s.add_argument("--log-level", default=os.environ.get("TRIO_QUORUM_LOG_LEVEL", "INFO"))
+    s.add_argument(
+        "--readonlymode", action="store_true",
+        default=os.environ.get("TRIO_QUORUM_READONLYMODE", "").strip().lower() in ("1", "true", "yes"),
+        help="serve read-only clients while cut off from the quorum (ZooKeeper's -Dreadonlymode.enabled=true; "
+             "env TRIO_QUORUM_READONLYMODE=true)",
+    )
     for name, helptext in (
         ("log-dump", "print a txn log file (like ZooKeeper's TxnLogToolkit)"),
         ("snapshot-dump", "print a snapshot file (like SnapshotFormatter)"),

@@ -15,6 +15,11 @@ Invariants:
 * While no chain serves (starting, LOOKING, stopping) a new connection is
   refused at its ConnectRequest and a batch is dropped (its connection is
   about to be closed).
+* ``tracker`` is the session tracker connections create, revalidate and
+  touch sessions in: the peer's (global sessions), except while a read-only
+  server serves (``readonly.py``), which attaches its tracker of local
+  sessions for that time; then a reconnect with a global session is refused
+  (:meth:`ClientPort.validate_session`), as ZooKeeper's read-only server does.
 * ``stats.outstanding`` counts requests handed to a chain and not answered;
   over ``globalOutstandingLimit`` connections with requests in flight stop
   reading (``throttle``) until the final stage releases some.
@@ -43,6 +48,7 @@ from actors import (
 )
 
 from ..config import ServerConfig
+from ..core.sessions import SessionTracker
 from ..protocol.consts import OpCode
 from .chain import Chain
 from .connection import ClientConnection, close_socket
@@ -92,6 +98,7 @@ class ClientPort:
         self._per_ip: dict[str, int] = {}
         self._conn_seq = 0
         self._changed = trio.Event()
+        self._local_sessions: SessionTracker | None = None
 
     # ------------------------------------------------------------ the chain slot
     def attach_chain(self, chain: Chain) -> None:
@@ -112,6 +119,27 @@ class ClientPort:
         """Wait until ``predicate()`` holds, re-checked at every serving / role change."""
         while not predicate():
             await self._changed.wait()
+
+    # ------------------------------------------------------------ local sessions (read-only mode)
+    def attach_local_sessions(self, tracker: SessionTracker) -> None:
+        """New sessions are ``tracker``'s (local) until :meth:`detach_local_sessions`."""
+        self._local_sessions = tracker
+        self.tracker = tracker
+
+    def detach_local_sessions(self, tracker: SessionTracker) -> None:
+        if self._local_sessions is tracker:
+            self._local_sessions = None
+            self.tracker = self.state.tracker
+
+    @property
+    def local_sessions(self) -> SessionTracker | None:
+        return self._local_sessions
+
+    def validate_session(self, session_id: int) -> str | None:
+        """Why a reconnect with ``session_id`` is refused here (the connection closes), or None."""
+        if self._local_sessions is not None and session_id in self.state.tracker:
+            return "Refusing global session reconnection in RO mode"
+        return None
 
     @property
     def serving(self) -> bool:

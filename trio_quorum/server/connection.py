@@ -152,6 +152,7 @@ class ConnectionHost(Protocol):
     def connection_for(self, session_id: int) -> ClientConnection | None: ...
     def connection_closed(self, conn: ClientConnection) -> None: ...
     def four_letter_word(self, cmd: str) -> str: ...
+    def validate_session(self, session_id: int) -> str | None: ...
 
 
 class ClientConnection:
@@ -584,6 +585,11 @@ class ClientConnection:
             log.debug("creating session 0x%x for /%s:%s", sid, *self.remote)
         else:
             sid = req.session_id
+            refusal = server.validate_session(sid)
+            if refusal is not None:  # ZooKeeper: validateSession's CloseRequestException (read-only mode)
+                log.info("%s /%s:%s (session 0x%x)", refusal, self.remote[0], self.remote[1],
+                         sid & 0xFFFFFFFFFFFFFFFF)
+                return False
             ok = server.tracker.revalidate(sid, req.passwd, server.now_ms(), owner=self)
             if ok:
                 # The old connection's requests may still be in the pipeline;

@@ -70,6 +70,7 @@ from .fourlw import VERSION, run_command
 from .quorumpeer import QuorumPeer
 from .roles import standalone_role
 from .state import PeerState
+from .stats import QuorumStats
 
 __all__ = ["Peer", "ServerFailed", "open_storage", "serve"]
 
@@ -191,6 +192,17 @@ class Peer:
 
     def session_count(self) -> int:
         return len(self.tracker)
+
+    # ------------------------------------------------------------ ServerView, ensemble parts (fourlw.py)
+    def quorum_stats(self) -> QuorumStats | None:
+        return self.quorum.quorum_stats() if self.quorum is not None else None
+
+    def session_timeouts(self) -> Mapping[int, int]:
+        return self.tracker.session_timeouts()
+
+    def local_session_buckets(self) -> Mapping[int, Iterable[int]] | None:
+        local = self.clients.local_sessions
+        return None if local is None else local.view().expiry_buckets
 
     def watches_by_session(self) -> Mapping[int, Iterable[str]]:
         out: dict[int, Iterable[str]] = {}

@@ -7,6 +7,7 @@
       election          the election listener: links on the election port + the FLE core
       quorum-links      links on the quorum port (listener, sender-<sid>)
       leading | following | observing       the role (leading.py, following.py), one at a time
+      read-only         only while LOOKING with readonlymode.enabled (readonly.py)
 
 The role loop: LOOKING (``election.look``) -> start the elected role's subtree
 -> wait until it ends -> LOOKING again.  A role that ends cleanly (a leader
@@ -16,7 +17,11 @@ tree suspect: the peer fails, as standalone.  Every role change logs one line
 built from the lifecycle events: old role, new role, reason, how many actors
 stopped, teardown time.
 
-Invariants: at most one role runs; a role's clients are closed when it ends
+With ``readonlymode.enabled`` the ``read-only`` subtree runs while LOOKING:
+started when the peer starts looking, stopped (its clients closed) as soon as
+the election decides, before the elected role starts.
+
+Invariants: at most one role runs (read-only counts as one); a role's clients are closed when it ends
 (roles.run_chain_role); the election core lives as long as the peer, so LOOKING
 peers are answered in every role.
 """
@@ -39,6 +44,8 @@ from ..quorum.zab_packets import Proposal
 from .electing import ElectionService
 from .following import following_role
 from .leading import leading_role
+from .readonly import read_only_role
+from .stats import QuorumStats, leader_stats
 
 if TYPE_CHECKING:
     from actors import ActorTree
@@ -58,6 +65,8 @@ class PeerHost(Protocol):
     clients: ClientPort
     tree: ActorTree
     role: str | None
+    #: The running role's chain (None between roles): quorum_stats() finds the ZAB core on it.
+    chain: Chain | None
 
     def fail(self, message: str) -> None: ...
     def _set_chain(self, chain: Chain | None) -> None: ...
@@ -110,11 +119,46 @@ class QuorumPeer:
         self.epoch = 0
         #: The last role change, for tests and the log: (old, new, reason, actors stopped, teardown s).
         self.last_change: tuple[str, str, str, int, float] | None = None
+        #: A read-only server answers clients now (LOOKING with readonlymode.enabled, after the grace).
+        self.read_only_serving = False
+        #: When the current role started (trio seconds): the leader's ``zk_leader_uptime``.
+        self.role_started: float | None = None
 
     @property
     def mode(self) -> str:
+        if self.read_only_serving:
+            return "read-only"
         return {ServerState.LEADING: "leader", ServerState.FOLLOWING: "follower",
                 ServerState.OBSERVING: "observer"}.get(self.state, "looking")
+
+    def quorum_stats(self) -> QuorumStats | None:
+        """``mntr``'s ensemble rows while leading / following / observing (None otherwise).
+
+        The figures come from the role's ZAB core, found on the chain's stages
+        (the leader's and the learner's stages hold their driver, whose
+        ``core`` it is).
+        """
+        word = {ServerState.LEADING: "leading", ServerState.FOLLOWING: "following",
+                ServerState.OBSERVING: "observing"}.get(self.state)
+        chain = self.peer.chain
+        if word is None or chain is None:
+            return None
+        drivers: list[Any] = [getattr(st, "driver", None) for st in chain.stages]
+        core: Any = next((d.core for d in drivers if hasattr(d, "core")), None)
+        zab = getattr(getattr(core, "state", None), "value", None)
+        peer_state = word if zab is None else f"{word} - {zab}"
+        lead = None
+        if self.state is ServerState.LEADING and core is not None and hasattr(core, "handlers"):
+            started = self.role_started if self.role_started is not None else trio.current_time()
+            # LeaderCore keeps the learners' pending SYNCs in a private queue (who, None for
+            # its own clients); ZooKeeper's getNumPendingSyncs counts the learners' only.
+            pending = sum(1 for _z, who, _t in getattr(core, "_pending_syncs", ()) if who is not None)
+            lead = leader_stats(core.handlers.values(), pending_syncs=pending,
+                                uptime_ms=int((trio.current_time() - started) * 1000))
+        return QuorumStats(peer_state, len(self.voters), lead)
+
+    def _set_read_only_serving(self, serving: bool) -> None:
+        self.read_only_serving = serving
 
     # ------------------------------------------------------------ children of the peer
     def child_specs(self) -> list[ChildSpec]:
@@ -151,7 +195,13 @@ class QuorumPeer:
             t0 = trio.current_time()
             # Vote for the whole log: what was logged but not yet committed counts.
             last = await state.apply_log_tail()
+            read_only = self._read_only_spec()
+            if read_only is not None:
+                await root.start_child(read_only)
             elected = await self.election.look(last, storage.current_epoch)
+            if read_only is not None:
+                await self._stop_read_only(root, f"election decided: {elected.state.name} under leader "
+                                                 f"{elected.leader}")
             log.info("LOOKING -> %s under leader %d after %.0f ms (election epoch %d)",
                      elected.state.name, elected.leader, (trio.current_time() - t0) * 1000,
                      elected.election_epoch)
@@ -166,6 +216,7 @@ class QuorumPeer:
             new = spec.id
             events = peer.tree.events.subscribe(max_buffer=100_000)
             try:
+                self.role_started = trio.current_time()
                 await root.start_child(spec)
                 peer.role = new
                 await ended.wait()
@@ -183,6 +234,18 @@ class QuorumPeer:
             if outcome.get("crashed"):
                 peer.fail(f"role {new} failed: {reason}")
                 return
+
+    def _read_only_spec(self) -> ChildSpec | None:
+        if not self.peer.config.read_only_mode_enabled:
+            return None
+        return read_only_role(self.peer.state, self.peer.clients, on_serving=self._set_read_only_serving)
+
+    async def _stop_read_only(self, root: Supervisor, reason: str) -> None:
+        try:
+            await root.stop_child("read-only", reason=reason)
+        except KeyError:
+            pass  # it ended on its own (a crash is logged by the peer)
+        self.read_only_serving = False
 
     async def _role_spec(self, state: ServerState, leader: int) -> ChildSpec:
         peer = self.peer

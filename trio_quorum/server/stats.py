@@ -6,13 +6,18 @@ integer additions.
 
 Invariants: latencies are whole milliseconds (ZooKeeper's resolution); a reset
 (``srst`` / ``crst``) zeroes counters but keeps gauges such as ``outstanding``.
+The ensemble's figures (:class:`QuorumStats`, :class:`LeaderStats`) are
+snapshots the peer takes from its ZAB core when a four-letter word asks.
 """
 
 from __future__ import annotations
 
 __sans_io__ = True
 
-__all__ = ["ServerStats", "ConnStats", "LAST_OP_NAMES"]
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["ServerStats", "ConnStats", "LAST_OP_NAMES", "LeaderStats", "QuorumStats", "leader_stats"]
 
 #: ``FinalRequestProcessor``'s four-letter ``lastOp`` names shown by ``cons``.
 LAST_OP_NAMES: dict[int, str] = {
@@ -161,3 +166,59 @@ class ConnStats:
     @property
     def avg_latency(self) -> int:
         return self.total_latency // self.count if self.count else 0
+
+
+class LeaderStats:
+    """What ``mntr`` shows of a leader (ZooKeeper's ``Leader`` gauges), taken when asked.
+
+    ``synced_followers`` are participants receiving the broadcast (voting or
+    not), ``synced_observers`` the observers receiving it, ``learners`` every
+    learner connected in any phase.  Proposal sizes are -1 until one is recorded.
+    """
+
+    __slots__ = ("learners", "synced_followers", "synced_non_voting_followers", "synced_observers",
+                 "pending_syncs", "uptime_ms", "proposal_sizes")
+
+    def __init__(self, *, learners: int, synced_followers: int, synced_non_voting_followers: int,
+                 synced_observers: int, pending_syncs: int, uptime_ms: int,
+                 proposal_sizes: tuple[int, int, int] = (-1, -1, -1)) -> None:
+        self.learners = learners
+        self.synced_followers = synced_followers
+        self.synced_non_voting_followers = synced_non_voting_followers
+        self.synced_observers = synced_observers
+        self.pending_syncs = pending_syncs
+        self.uptime_ms = uptime_ms
+        #: (last, min, max) bytes of the proposals made (ZooKeeper's ``BufferStats``).
+        self.proposal_sizes = proposal_sizes
+
+
+def leader_stats(handlers: Iterable[Any], *, pending_syncs: int, uptime_ms: int) -> LeaderStats:
+    """:class:`LeaderStats` from a leader core's learner handlers (``observer``, ``voter``, ``forwarding``)."""
+    learners = synced = non_voting = observers = 0
+    for h in handlers:
+        learners += 1
+        if not h.forwarding:
+            continue
+        if h.observer:
+            observers += 1
+        else:
+            synced += 1
+            if not h.voter:
+                non_voting += 1
+    return LeaderStats(learners=learners, synced_followers=synced, synced_non_voting_followers=non_voting,
+                       synced_observers=observers, pending_syncs=pending_syncs, uptime_ms=uptime_ms)
+
+
+class QuorumStats:
+    """What ``mntr`` / ``srvr`` show of a peer serving in an ensemble (leader, follower, observer).
+
+    ``peer_state`` is ZooKeeper's detailed peer state (``following - broadcast``);
+    ``quorum_size`` the number of voters; ``leader`` only on the leader.
+    """
+
+    __slots__ = ("peer_state", "quorum_size", "leader")
+
+    def __init__(self, peer_state: str, quorum_size: int, leader: LeaderStats | None = None) -> None:
+        self.peer_state = peer_state
+        self.quorum_size = quorum_size
+        self.leader = leader
