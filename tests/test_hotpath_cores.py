@@ -195,8 +195,8 @@ def test_prepare_fast_paths_are_the_handler_path(ops: list[Any], applies: list[i
         try:
             if general.sessions is not None:
                 general.sessions.check_session(SID, "conn")
-            typ, rec = general._ops[opcode](opcode, req, zxid, NOW, SID, ids)
-            want: tuple[TxnHeader, TxnRecord] = (TxnHeader(SID, n, zxid, NOW, typ), rec)
+            rec = general._ops[opcode](opcode, req, zxid, SID, ids)
+            want: tuple[TxnHeader, TxnRecord] = (TxnHeader(SID, n, zxid, NOW, opcode), rec)
         except KeeperError as e:
             want = (TxnHeader(SID, n, zxid, NOW, ERROR_TYPE), ErrorTxn(int(e.code)))
         assert got is not None

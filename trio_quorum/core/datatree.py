@@ -3,8 +3,14 @@
 :class:`DataTree` applies committed transactions (:meth:`DataTree.apply`, ZooKeeper's
 ``DataTree.processTxn``), answers the lookups reads need, keeps the session ->
 ephemeral index, the container/TTL sets, the reference-counted ACL cache, quota
-statistics, and the watch tables (:class:`~trio_quorum.core.watches.WatchManager`).
-It also walks itself for snapshots and rebuilds itself from one.
+statistics (:class:`~trio_quorum.core.quota.QuotaStats`), and the watch tables
+(:class:`~trio_quorum.core.watches.WatchManager`).  It also walks itself for
+snapshots and rebuilds itself from one (:mod:`trio_quorum.core.tree_snapshot`).
+
+Every txn type has one applier, found in :data:`_APPLIERS` with the record
+class it takes; :meth:`DataTree.apply` and a multi's sub-txns go through the
+same table (there is no second copy of any op for speed: the appliers are the
+fast code).
 
 Invariants:
 
@@ -28,19 +34,11 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from operator import mul as _mul
+from typing import Any
 
-from ..protocol.consts import EPHEMERAL_CONTAINER, TTL_MASK, Err, EventType, OpCode
-from ..protocol.data import (
-    ACL,
-    OPEN_ACL_UNSAFE,
-    OPEN_UNSAFE_ACL_ID,
-    READ_ACL_UNSAFE,
-    STAT_STRUCT,
-    ttl_owner,
-)
+from ..protocol.consts import EPHEMERAL_CONTAINER, TTL_MASK, EventType, OpCode
+from ..protocol.data import ACL, OPEN_ACL_UNSAFE, OPEN_UNSAFE_ACL_ID, READ_ACL_UNSAFE, ttl_owner
 from ..protocol.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
@@ -56,7 +54,17 @@ from ..protocol.txn import (
     TxnHeader,
     TxnRecord,
 )
-from .node import AclCache, DataNode
+from .codes import BADARGUMENTS, NODEEXISTS, NONODE, OK, RUNTIMEINCONSISTENCY, T_CREATE, T_ERROR
+from .node import AclCache, DataNode, new_node
+from .quota import (
+    LIMIT_NODE,
+    QUOTA_ROOT,
+    STAT_NODE,
+    QuotaStats,
+    format_stats_track,
+    parse_stats_track,
+)
+from .tree_snapshot import java_hashset_order, java_string_hash, load, walk
 from .watches import WatchEvent, WatchManager
 
 __sans_io__ = True
@@ -73,38 +81,14 @@ __all__ = [
     "format_stats_track",
 ]
 
-QUOTA_ROOT = "/zookeeper/quota"
-LIMIT_NODE = "zookeeper_limits"
-STAT_NODE = "zookeeper_stats"
 CONFIG_NODE = "/zookeeper/config"
+#: The walk's child order (re-exported under its name from before the split).
+_java_hashset_order = java_hashset_order
 
 _NODE_CREATED = int(EventType.NodeCreated)
 _NODE_DELETED = int(EventType.NodeDeleted)
 _NODE_DATA_CHANGED = int(EventType.NodeDataChanged)
 _NODE_CHILDREN_CHANGED = int(EventType.NodeChildrenChanged)
-_OK = 0
-_NONODE = int(Err.NONODE)
-_NODEEXISTS = int(Err.NODEEXISTS)
-_BADARGUMENTS = int(Err.BADARGUMENTS)
-_RUNTIMEINCONSISTENCY = int(Err.RUNTIMEINCONSISTENCY)
-_T_setData = int(OpCode.setData)
-_T_create = int(OpCode.create)
-_T_create2 = int(OpCode.create2)
-_T_delete = int(OpCode.delete)
-_T_deleteContainer = int(OpCode.deleteContainer)
-_T_setACL = int(OpCode.setACL)
-_T_closeSession = int(OpCode.closeSession)
-_T_error = int(OpCode.error)
-_T_check = int(OpCode.check)
-_T_multi = int(OpCode.multi)
-_T_createSession = int(OpCode.createSession)
-_T_reconfig = int(OpCode.reconfig)
-_CREATE_TYPES = frozenset(
-    int(t) for t in (OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer)
-)
-
-_CreateRec = CreateTxn | CreateContainerTxn | CreateTTLTxn
-_pack_stat = STAT_STRUCT.pack
 _new = object.__new__
 
 
@@ -125,7 +109,7 @@ class ApplyResult:
         self.cxid = hdr.cxid
         self.zxid = hdr.zxid
         self.type = typ
-        self.err = _OK
+        self.err = OK
         self.path: str | None = None
         self.stat: bytes | None = None
         self.multi: list[ApplyResult] | None = None
@@ -138,6 +122,11 @@ class ApplyResult:
         )
 
 
+#: ``ApplyResult(hdr, typ, events)`` is ``_new(ApplyResult)`` + this: the same
+#: ``__init__``, called as a plain function (a class call adds ~25 ns).
+_init_result = ApplyResult.__init__
+
+
 class _TxnFailed(Exception):
     """Internal: a KeeperException inside processTxn (carries the code)."""
 
@@ -145,98 +134,10 @@ class _TxnFailed(Exception):
         self.err = err
 
 
-# ---------------------------------------------------------------- quota text
-
-
-_PAIRS_SEPARATOR = re.compile("[,;]+")
-
-
-def parse_stats_track(text: str) -> dict[str, int]:
-    """Parse ``StatsTrack`` text (``count=N,bytes=M[=;countHardLimit=..]``).
-
-    Raises ValueError on text ZooKeeper could not parse either.
-    """
-    out: dict[str, int] = {}
-    if not text:
-        return out
-    for pair in _PAIRS_SEPARATOR.split(text):
-        kv = pair.split("=")
-        while kv and kv[-1] == "":  # Java's String.split drops trailing empties
-            kv.pop()
-        if len(kv) < 2:
-            if kv and pair.endswith("="):
-                out[kv[0]] = -1
-                continue
-            raise ValueError(f"bad quota pair {pair!r}")
-        out[kv[0]] = int(kv[1]) if kv[1] else -1
-    return out
-
-
-def format_stats_track(stats: dict[str, int]) -> str:
-    """``StatsTrack.toString``: count and bytes first, other keys sorted after ``=``."""
-    s = f"count={stats.get('count', -1)},bytes={stats.get('bytes', -1)}"
-    extra = sorted(k for k in stats if k not in ("count", "bytes"))
-    if extra:
-        s += "=" + "".join(f";{k}={stats[k]}" for k in extra)
-    return s
-
-
-_M32 = 0xFFFFFFFF
-#: _POW31[n] = (31**(n-1), ..., 31, 1) mod 2**32: the weights of an n-char string.
-_POW31: dict[int, tuple[int, ...]] = {}
-
-
-def _pow31(n: int) -> tuple[int, ...]:
-    w = _POW31.get(n)
-    if w is None:
-        w = tuple(pow(31, n - 1 - i, 1 << 32) for i in range(n))
-        if n <= 512:
-            _POW31[n] = w
-    return w
-
-
-def java_string_hash(s: str) -> int:
-    """Java's ``String.hashCode`` as an unsigned 32-bit int (UTF-16 code units).
-
-    ASCII names (nearly all) take a C-speed weighted sum; snapshots hash every
-    child name of the tree, so this is on the snapshot's hot path.
-    """
-    if s.isascii():
-        h: int = sum(map(_mul, s.encode(), _pow31(len(s))))
-        return h & _M32
-    h = 0
-    for ch in s:
-        o = ord(ch)
-        if o > 0xFFFF:  # surrogate pair
-            o -= 0x10000
-            h = (31 * h + (0xD800 | (o >> 10))) & 0xFFFFFFFF
-            o = 0xDC00 | (o & 0x3FF)
-        h = (31 * h + o) & 0xFFFFFFFF
-    return h
-
-
-def _java_hashset_order(names: Iterable[str]) -> list[str]:
-    """Approximate iteration order of a ``java.util.HashSet<String>`` holding ``names``.
-
-    ZooKeeper's ``DataNode`` children set starts at capacity 8 and doubles past
-    a 0.75 load factor; iteration walks buckets in index order.  Within a
-    bucket Java keeps insertion order, which we do not know, so ties go by name.
-    """
-    lst = list(names)
-    n = len(lst)
-    cap = 8
-    while n > cap * 3 // 4:
-        cap *= 2
-    mask = cap - 1
-    keyed = [((h ^ (h >> 16)) & mask, name) for name, h in zip(lst, map(java_string_hash, lst), strict=True)]
-    keyed.sort()
-    return [name for _, name in keyed]
-
-
 # ---------------------------------------------------------------- the tree
 
 
-class DataTree:
+class DataTree(QuotaStats):
     """ZooKeeper's ``DataTree``: znodes, ephemerals, ACL cache, quotas, watches."""
 
     def __init__(self) -> None:
@@ -339,70 +240,7 @@ class DataTree:
         Never raises for ZooKeeper-level failures; they are in ``result.err``.
         ``rec`` may be ``None`` for a closeSession without a body.
         """
-        events: list[WatchEvent] = []
-        typ = hdr.type
-        if (typ == _T_setData and type(rec) is SetDataTxn) or (
-            (typ == _T_create or typ == _T_create2) and type(rec) is CreateTxn
-        ):
-            # The hot writes, without _process's dispatch (same steps as there).
-            # ApplyResult(hdr, typ, events) built in place (no __init__ call).
-            rc = _new(ApplyResult)
-            rc.client_id = hdr.client_id
-            rc.cxid = hdr.cxid
-            rc.zxid = hdr.zxid
-            rc.type = typ
-            rc.err = _OK
-            rc.path = path = rec.path
-            rc.stat = None
-            rc.multi = None
-            rc.events = events
-            if isinstance(rec, SetDataTxn):
-                n = self.nodes.get(path)
-                if n is None:
-                    rc.err = _NONODE
-                elif self.quota_paths or self.watches._data:
-                    rc.stat = self._set_data(path, rec.data, rec.version, hdr.zxid, hdr.time, events)
-                else:
-                    # _set_data without quotas and data watches, inlined.
-                    data = rec.data
-                    zxid = hdr.zxid
-                    time = hdr.time
-                    version = rec.version
-                    self._data_size += len(data) - len(n.data)
-                    n.data = data
-                    n.mtime = time
-                    n.mzxid = zxid
-                    n.version = version
-                    c = n.children
-                    nc = 0 if c is None else len(c)
-                    eo = n.ephemeral_owner
-                    if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
-                        eo = 0
-                    rc.stat = _pack_stat(
-                        n.czxid, zxid, n.ctime, time, version, n.cversion * 2 - nc, n.aversion, eo,
-                        len(data), nc, n.pzxid,
-                    )
-            else:
-                try:
-                    node = self._create_node(
-                        path,
-                        rec.data,
-                        rec.acl,
-                        hdr.client_id if rec.ephemeral else 0,
-                        rec.parent_cversion,
-                        hdr.zxid,
-                        hdr.time,
-                        events,
-                    )
-                    if typ != _T_create:
-                        rc.stat = node.stat_bytes()
-                except _TxnFailed as e:
-                    if e.err == _NODEEXISTS:
-                        self._fuzzy_create_fixup(rec, hdr.zxid)
-                    rc.err = e.err
-        else:
-            rc = self._process(hdr, typ, rec, events)
-            rc.events = events
+        rc = self._process(hdr, hdr.type, rec, [])
         if hdr.zxid > self.last_processed_zxid:
             self.last_processed_zxid = hdr.zxid
         return rc
@@ -410,138 +248,68 @@ class DataTree:
     def _process(
         self, hdr: TxnHeader, typ: int, rec: TxnRecord | None, events: list[WatchEvent]
     ) -> ApplyResult:
-        rc = ApplyResult(hdr, typ)
-        expected = _RECORD_FOR_TYPE.get(typ)
-        if expected is None or not isinstance(rec, expected):
-            rc.err = _BADARGUMENTS  # unknown type or a record that does not match it
+        """Apply ``rec`` as a txn of type ``typ``; its events go to ``events``
+        (which the result carries)."""
+        rc = _new(ApplyResult)
+        _init_result(rc, hdr, typ, events)
+        applier = _APPLIERS.get(typ)
+        if applier is None or not isinstance(rec, applier[0]):
+            rc.err = BADARGUMENTS  # unknown type or a record that does not match it
             return rc
         try:
-            if typ == _T_setData:
-                assert isinstance(rec, SetDataTxn)
-                rc.path = rec.path
-                rc.stat = self._set_data(
-                    rec.path, rec.data, rec.version, hdr.zxid, hdr.time, events
-                )
-            elif typ in _CREATE_TYPES:
-                assert isinstance(rec, (CreateTxn, CreateContainerTxn, CreateTTLTxn))
-                rc.path = rec.path
-                if type(rec) is CreateTxn:
-                    owner = hdr.client_id if rec.ephemeral else 0
-                elif type(rec) is CreateContainerTxn:
-                    owner = EPHEMERAL_CONTAINER
-                else:
-                    assert isinstance(rec, CreateTTLTxn)
-                    owner = ttl_owner(rec.ttl)
-                try:
-                    node = self._create_node(
-                        rec.path,
-                        rec.data,
-                        rec.acl,
-                        owner,
-                        rec.parent_cversion,
-                        hdr.zxid,
-                        hdr.time,
-                        events,
-                    )
-                except _TxnFailed as e:
-                    if e.err == _NODEEXISTS:
-                        self._fuzzy_create_fixup(rec, hdr.zxid)
-                    raise
-                if typ != _T_create:
-                    rc.stat = node.stat_bytes()
-            elif typ in (_T_delete, _T_deleteContainer):
-                assert isinstance(rec, DeleteTxn)
-                rc.path = rec.path
-                self._delete_node(rec.path, hdr.zxid, events)
-            elif typ == _T_setACL:
-                assert isinstance(rec, SetACLTxn)
-                rc.path = rec.path
-                rc.stat = self._set_acl(rec.path, rec.acl, rec.version)
-            elif typ == _T_closeSession:
-                paths = rec.paths if isinstance(rec, CloseSessionTxn) else None
-                self._kill_session(hdr.client_id, hdr.zxid, paths, events)
-            elif typ == _T_error:
-                assert isinstance(rec, ErrorTxn)
-                rc.err = rec.err
-            elif typ == _T_check:
-                assert isinstance(rec, CheckVersionTxn)
-                rc.path = rec.path
-            elif typ == _T_multi:
-                assert isinstance(rec, MultiTxn)
-                self._multi(hdr, rec, rc, events)
-            elif typ == _T_createSession:
-                assert rec is None or isinstance(rec, CreateSessionTxn)
-            elif typ == _T_reconfig:
-                # A reconfig txn is a SetDataTxn on /zookeeper/config.
-                assert isinstance(rec, SetDataTxn)
-                rc.path = rec.path
-                rc.stat = self._set_data(
-                    rec.path, rec.data, rec.version, hdr.zxid, hdr.time, events
-                )
+            applier[1](self, hdr, rec, rc, events)
         except _TxnFailed as e:
             rc.err = e.err
         return rc
 
-    def _multi(
-        self, hdr: TxnHeader, rec: MultiTxn, rc: ApplyResult, events: list[WatchEvent]
-    ) -> None:
-        # A multi holding an ErrorTxn failed in prep: every sub-op becomes an
-        # error result (OK before the failure, RUNTIMEINCONSISTENCY after) and
-        # the tree does not change.
-        failed = any(t == OpCode.error for t, _ in rec.txns)
-        post_failed = False
-        results: list[ApplyResult] = []
-        for sub_type, sub_rec in rec.txns:
-            if sub_type == OpCode.error:
-                post_failed = True
-            elif failed:
-                sub_type = int(OpCode.error)
-                sub_rec = ErrorTxn(_RUNTIMEINCONSISTENCY if post_failed else _OK)
-            elif sub_type not in _MULTI_SUB_TYPES:
-                sub = ApplyResult(hdr, sub_type)
-                sub.err = _BADARGUMENTS
-                results.append(sub)
-                if rc.err == _OK:
-                    rc.err = _BADARGUMENTS
-                continue
-            sub = self._process(hdr, sub_type, sub_rec, events)
-            results.append(sub)
-            if sub.err != _OK and rc.err == _OK:
-                rc.err = sub.err
-        rc.multi = results
+    # The appliers: ``(self, hdr, rec, rc, events)``; they fill in ``rc`` and
+    # raise _TxnFailed for a failure ZooKeeper reports in the result.
 
-    # ------------------------------------------------------------ primitives
+    def _apply_set_data(self, hdr: TxnHeader, rec: SetDataTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        # setData, and reconfig (a SetDataTxn on /zookeeper/config)
+        rc.path = path = rec.path
+        n = self.nodes.get(path)
+        if n is None:
+            raise _TxnFailed(NONODE)
+        data = rec.data
+        last = n.data
+        n.data = data
+        n.mtime = hdr.time
+        n.mzxid = zxid = hdr.zxid
+        n.version = rec.version
+        rc.stat = n.stat_bytes()
+        self._data_size += len(data) - len(last)
+        if self.quota_paths:
+            self._quota_moved(path, len(data) - len(last), 0)
+        w = self.watches
+        if w._data:
+            evs = w.trigger(path, _NODE_DATA_CHANGED, zxid)
+            if evs:
+                self._deliver(evs, None, None, events, n)
 
-    def _create_node(
-        self,
-        path: str,
-        data: bytes,
-        acl: tuple[ACL, ...],
-        owner: int,
-        parent_cversion: int,
-        zxid: int,
-        time: int,
-        events: list[WatchEvent],
-    ) -> DataNode:
+    def _apply_create(self, hdr: TxnHeader, rec: _CreateRec, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        # create, create2, createContainer, createTTL
+        rc.path = path = rec.path
+        if rec.__class__ is CreateTxn:
+            owner = hdr.client_id if rec.ephemeral else 0  # type: ignore[union-attr,unused-ignore]
+        elif rec.__class__ is CreateContainerTxn:
+            owner = EPHEMERAL_CONTAINER
+        else:
+            owner = ttl_owner(rec.ttl)  # type: ignore[union-attr]
         i = path.rfind("/")
         if i < 0 or len(path) < 2 or path[-1] == "/":
-            raise _TxnFailed(_BADARGUMENTS)
+            raise _TxnFailed(BADARGUMENTS)
         parent_name = path[:i] or "/"
         child_name = path[i + 1 :]
         parent = self.nodes.get(parent_name)
         if parent is None:
-            raise _TxnFailed(_NONODE)
+            raise _TxnFailed(NONODE)
+        zxid = hdr.zxid
         children = parent.children
         if children is not None and child_name in children:
-            # Fuzzy-snapshot safety (ZooKeeper interns the ACL first): the
-            # existing node may reference an ACL id the snapshot's cache lacks.
-            existing = self.nodes.get(path)
-            if existing is not None and existing.acl != -1:
-                try:
-                    self.acl_cache.get(existing.acl)
-                except KeyError:
-                    existing.acl = self.acl_cache.intern(acl)
-            raise _TxnFailed(_NODEEXISTS)
+            self._fuzzy_create_fixup(rec, zxid)
+            raise _TxnFailed(NODEEXISTS)
+        parent_cversion = rec.parent_cversion
         if parent_cversion == -1:
             parent_cversion = parent.cversion + 1
         # Replaying a create whose node was created and deleted inside the
@@ -549,20 +317,14 @@ class DataTree:
         if parent_cversion > parent.cversion:
             parent.cversion = parent_cversion
             parent.pzxid = zxid
-        # DataNode(data, acl id, zxid, zxid, time, time, 0, 0, 0, owner, zxid), in place
-        node = _new(DataNode)
-        node.data = data
-        node.acl = OPEN_UNSAFE_ACL_ID if acl is OPEN_ACL_UNSAFE else self.acl_cache.intern(acl)
-        node.czxid = zxid
-        node.mzxid = zxid
-        node.ctime = time
-        node.mtime = time
-        node.version = 0
-        node.cversion = 0
-        node.aversion = 0
-        node.ephemeral_owner = owner
-        node.pzxid = zxid
-        node.children = None
+        acl = rec.acl
+        data = rec.data
+        time = hdr.time
+        node = new_node(
+            data,
+            OPEN_UNSAFE_ACL_ID if acl is OPEN_ACL_UNSAFE else self.acl_cache.intern(acl),
+            zxid, zxid, time, time, 0, 0, 0, owner, zxid,
+        )
         if children is None:
             parent.children = {child_name}
         else:
@@ -581,22 +343,74 @@ class DataTree:
                 else:
                     s.add(path)
         if parent_name.startswith(QUOTA_ROOT):
-            if child_name == LIMIT_NODE:
-                real = parent_name[len(QUOTA_ROOT) :]
-                if real and real != "/":
-                    self.quota_paths.add(real)
-            elif child_name == STAT_NODE:
-                self._update_quota_for_path(parent_name[len(QUOTA_ROOT) :])
+            self._quota_node_created(parent_name, child_name)
         if self.quota_paths:
-            prefix = self._max_prefix_with_quota(path)
-            if prefix is not None:
-                self._update_quota_stat(prefix, len(data), 1)
+            self._quota_moved(path, len(data), 1)
         w = self.watches
         if w._data or w._child:
             evs = w.trigger(path, _NODE_CREATED, zxid)
             if evs:
                 self._deliver(evs, acl, parent, events)
-        return node
+        if rc.type != T_CREATE:
+            rc.stat = node.stat_bytes()
+
+    def _apply_delete(self, hdr: TxnHeader, rec: DeleteTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        # delete, deleteContainer
+        rc.path = rec.path
+        self._delete_node(rec.path, hdr.zxid, events)
+
+    def _apply_set_acl(self, hdr: TxnHeader, rec: SetACLTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        rc.path = path = rec.path
+        n = self.nodes.get(path)
+        if n is None:
+            raise _TxnFailed(NONODE)
+        self.acl_cache.release(n.acl)
+        n.aversion = rec.version
+        n.acl = self.acl_cache.intern(rec.acl)
+        rc.stat = n.stat_bytes()
+
+    def _apply_close_session(
+        self, hdr: TxnHeader, rec: CloseSessionTxn | None, rc: ApplyResult, events: list[WatchEvent]
+    ) -> None:
+        self._kill_session(hdr.client_id, hdr.zxid, None if rec is None else rec.paths, events)
+
+    def _apply_error(self, hdr: TxnHeader, rec: ErrorTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        rc.err = rec.err
+
+    def _apply_check(self, hdr: TxnHeader, rec: CheckVersionTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        rc.path = rec.path
+
+    def _apply_nothing(self, hdr: TxnHeader, rec: Any, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        pass  # createSession: the session tracker's business, not the tree's
+
+    def _apply_multi(self, hdr: TxnHeader, rec: MultiTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        # A multi holding an ErrorTxn failed in prep: every sub-op becomes an
+        # error result (OK before the failure, RUNTIMEINCONSISTENCY after) and
+        # the tree does not change.
+        failed = any(t == T_ERROR for t, _ in rec.txns)
+        post_failed = False
+        results: list[ApplyResult] = []
+        for sub_type, sub_rec in rec.txns:
+            if sub_type == T_ERROR:
+                post_failed = True
+            elif failed:
+                sub_type = T_ERROR
+                sub_rec = ErrorTxn(RUNTIMEINCONSISTENCY if post_failed else OK)
+            elif sub_type not in _MULTI_SUB_TYPES:
+                sub = ApplyResult(hdr, sub_type)
+                sub.err = BADARGUMENTS
+                results.append(sub)
+                if rc.err == OK:
+                    rc.err = BADARGUMENTS
+                continue
+            sub = self._process(hdr, sub_type, sub_rec, events)
+            sub.events = []  # the multi's result carries them
+            results.append(sub)
+            if sub.err != OK and rc.err == OK:
+                rc.err = sub.err
+        rc.multi = results
+
+    # ------------------------------------------------------------ primitives
 
     def _fuzzy_create_fixup(self, rec: _CreateRec, zxid: int) -> None:
         """``setCversionPzxid`` after NODEEXISTS on replay (see processTxn).
@@ -626,12 +440,12 @@ class DataTree:
     def _delete_node(self, path: str, zxid: int, events: list[WatchEvent]) -> None:
         i = path.rfind("/")
         if i < 0 or len(path) < 2 or path[-1] == "/":
-            raise _TxnFailed(_BADARGUMENTS)
+            raise _TxnFailed(BADARGUMENTS)
         parent_name = path[:i] or "/"
         child_name = path[i + 1 :]
         parent = self.nodes.get(parent_name)
         if parent is None:
-            raise _TxnFailed(_NONODE)
+            raise _TxnFailed(NONODE)
         # The child may already be gone in a fuzzy snapshot; the parent's pzxid
         # still moves (only forwards: a later create may have set it higher).
         children = parent.children
@@ -643,7 +457,7 @@ class DataTree:
             parent.pzxid = zxid
         node = self.nodes.pop(path, None)
         if node is None:
-            raise _TxnFailed(_NONODE)
+            raise _TxnFailed(NONODE)
         if node.children:
             # Only reachable with a corrupt txn stream; keep the tree consistent
             # by dropping the orphaned subtree too.
@@ -666,9 +480,7 @@ class DataTree:
         if self.quota_paths:
             if child_name == LIMIT_NODE and parent_name.startswith("/zookeeper"):
                 self.quota_paths.discard(parent_name[len(QUOTA_ROOT) :])
-            prefix = self._max_prefix_with_quota(path)
-            if prefix is not None:
-                self._update_quota_stat(prefix, -len(node.data), -1)
+            self._quota_moved(path, -len(node.data), -1)
         w = self.watches
         if w._data or w._child:
             evs = w.trigger(path, _NODE_DELETED, zxid)
@@ -686,38 +498,6 @@ class DataTree:
                     self.acl_cache.release(cn.acl)
                     self._data_size -= len(cp) + len(cn.data)
                     stack.append((cp, cn))
-
-    def _set_data(
-        self, path: str, data: bytes, version: int, zxid: int, time: int, events: list[WatchEvent]
-    ) -> bytes:
-        n = self.nodes.get(path)
-        if n is None:
-            raise _TxnFailed(_NONODE)
-        last = n.data
-        n.data = data
-        n.mtime = time
-        n.mzxid = zxid
-        n.version = version
-        # n.stat_bytes(), inlined (the hottest write); tests/test_hotpath_* compare.
-        c = n.children
-        nc = 0 if c is None else len(c)
-        eo = n.ephemeral_owner
-        if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
-            eo = 0
-        stat = _pack_stat(
-            n.czxid, zxid, n.ctime, time, version, n.cversion * 2 - nc, n.aversion, eo, len(data), nc, n.pzxid
-        )
-        self._data_size += len(data) - len(last)
-        if self.quota_paths:
-            prefix = self._max_prefix_with_quota(path)
-            if prefix is not None:
-                self._update_quota_stat(prefix, len(data) - len(last), 0)
-        w = self.watches
-        if w._data:
-            evs = w.trigger(path, _NODE_DATA_CHANGED, zxid)
-            if evs:
-                self._deliver(evs, None, None, events, n)
-        return stat
 
     def _deliver(
         self,
@@ -750,15 +530,6 @@ class DataTree:
             if not ev_acl or allowed(ev[0], ev_acl):
                 events.append(ev)
 
-    def _set_acl(self, path: str, acl: tuple[ACL, ...], version: int) -> bytes:
-        n = self.nodes.get(path)
-        if n is None:
-            raise _TxnFailed(_NONODE)
-        self.acl_cache.release(n.acl)
-        n.aversion = version
-        n.acl = self.acl_cache.intern(acl)
-        return n.stat_bytes()
-
     def _kill_session(
         self, session: int, zxid: int, txn_paths: tuple[str, ...] | None, events: list[WatchEvent]
     ) -> None:
@@ -783,83 +554,6 @@ class DataTree:
         events: list[WatchEvent] = []
         self._kill_session(session, zxid, None, events)
         return events
-
-    # ------------------------------------------------------------ quotas
-
-    def _max_prefix_with_quota(self, path: str) -> str | None:
-        """``getMaxPrefixWithQuota``: the longest quota path that is ``path`` or its ancestor."""
-        qp = self.quota_paths
-        p = path
-        while True:
-            if p in qp:
-                return p
-            i = p.rfind("/")
-            if i <= 0:
-                return None
-            p = p[:i]
-
-    def _update_quota_stat(self, prefix: str, bytes_diff: int, count_diff: int) -> None:
-        stat_path = QUOTA_ROOT + prefix + "/" + STAT_NODE
-        node = self.nodes.get(stat_path)
-        if node is None:
-            return
-        try:
-            st = parse_stats_track(node.data.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return  # ZooKeeper would throw; a bad stats node must not break the txn
-        st["count"] = st.get("count", -1) + count_diff
-        st["bytes"] = st.get("bytes", -1) + bytes_diff
-        self._set_raw_data(stat_path, node, format_stats_track(st).encode())
-
-    def _update_quota_for_path(self, path: str) -> None:
-        """Recount ``path``'s subtree into its ``zookeeper_stats`` node."""
-        stat_path = QUOTA_ROOT + path + "/" + STAT_NODE
-        stat_node = self.nodes.get(stat_path)
-        if stat_node is None:
-            return
-        count = 0
-        nbytes = 0
-        node = self.nodes.get(path)
-        if node is not None:
-            stack = [(path, node)]
-            while stack:
-                p, n = stack.pop()
-                count += 1
-                nbytes += len(n.data)
-                for c in n.children or ():
-                    cp = (p if p != "/" else "") + "/" + c
-                    cn = self.nodes.get(cp)
-                    if cn is not None:
-                        stack.append((cp, cn))
-        self._set_raw_data(stat_path, stat_node, f"count={count},bytes={nbytes}".encode())
-
-    def _set_raw_data(self, path: str, node: DataNode, data: bytes) -> None:
-        # Quota stats change data without touching version/mzxid, as ZooKeeper does.
-        self._data_size += len(data) - len(node.data)
-        node.data = data
-
-    def _setup_quota(self) -> None:
-        """After a load: find every ``zookeeper_limits`` leaf and recount its path."""
-        self.quota_paths.clear()
-        quota = self.nodes.get(QUOTA_ROOT)
-        if quota is None:
-            return
-        stack = [(QUOTA_ROOT, quota)]
-        suffix = "/" + LIMIT_NODE
-        while stack:
-            p, n = stack.pop()
-            if not n.children:
-                if p.endswith(suffix):
-                    real = p[len(QUOTA_ROOT) : p.index(suffix)]
-                    if real and real != "/":
-                        self.quota_paths.add(real)
-                        self._update_quota_for_path(real)
-                continue
-            for c in n.children:
-                cp = p + "/" + c
-                cn = self.nodes.get(cp)
-                if cn is not None:
-                    stack.append((cp, cn))
 
     # ------------------------------------------------------------ watches
 
@@ -906,31 +600,7 @@ class DataTree:
         log after the snapshot's zxid recreates it); a node is yielded as it
         is when reached, and always after its parent.
         """
-        nodes = self.nodes
-        root = nodes.get("/")
-        if root is None:
-            return
-        yield "", root
-        # (path + "/", iterator over the child names still to visit)
-        stack: list[tuple[str, Iterator[str]]] = []
-        if root.children:
-            names = _java_hashset_order(root.children) if java_order else list(root.children)
-            stack.append(("/", iter(names)))
-        get = nodes.get
-        while stack:
-            base, names_it = stack[-1]
-            for name in names_it:
-                path = base + name
-                node = get(path)
-                if node is None:
-                    continue  # deleted since its parent was yielded
-                yield path, node
-                c = node.children
-                if c:
-                    stack.append((path + "/", iter(_java_hashset_order(c) if java_order else list(c))))
-                break
-            else:
-                stack.pop()
+        return walk(self.nodes, java_order)
 
     @classmethod
     def load_snapshot(
@@ -946,99 +616,19 @@ class DataTree:
         ignored and rebuilt.  Raises ValueError when a node's parent was not
         seen first (ZooKeeper's "Invalid Datatree").
         """
+        loaded = load(acl_items, nodes_iter)
         tree = cls.__new__(cls)
-        nodes: dict[str, DataNode] = {}
-        tree.nodes = nodes
-        tree.acl_cache = cache = AclCache()
-        cache.load([(ref, tuple(acl)) for ref, acl in acl_items])
+        tree.nodes = loaded.nodes
+        tree.acl_cache = loaded.acl_cache
         tree.last_processed_zxid = last_zxid
-        ephemerals: dict[int, set[str]] = {}
-        tree.ephemerals = ephemerals
-        tree.containers = containers = set()
-        tree.ttls = ttls = set()
+        tree.ephemerals = loaded.ephemerals
+        tree.containers = loaded.containers
+        tree.ttls = loaded.ttls
         tree.watches = WatchManager()
         tree.watch_acl_filter = None
         tree.quota_paths = set()
-        size = 0
-        # ACL usage counted in runs of equal ids (a snapshot's nodes mostly share
-        # one): the same counts as ``add_usage`` per node, one dict update per run.
-        usage: dict[int, int] = {}
-        run_acl = 0
-        run = 0
-        max_acl = 0
-        # The parent of the previous node (siblings come in a row in a snapshot).
-        last_parent_path: str | None = None
-        last_parent: DataNode | None = None
-        setdefault = nodes.setdefault
-        get = nodes.get
-        for path, node in nodes_iter:
-            node.children = None
-            acl = node.acl
-            if acl != run_acl:
-                if run:
-                    usage[run_acl] = usage.get(run_acl, 0) + run
-                    if run_acl > max_acl:
-                        max_acl = run_acl
-                run_acl = acl
-                run = 0
-            run += 1
-            if not path or path == "/":
-                if "/" in nodes:
-                    raise ValueError("snapshot holds the root twice")
-                nodes["/"] = node
-                size += 1 + len(node.data)
-                continue
-            i = path.rfind("/")
-            if i < 0:
-                raise ValueError(f"Invalid Datatree, unable to find parent of path {path!r}")
-            parent_path = path[:i]
-            if parent_path == last_parent_path:
-                parent = last_parent
-            else:
-                parent = get(parent_path or "/")
-                last_parent_path = parent_path
-                last_parent = parent
-            if parent is None:
-                raise ValueError(f"Invalid Datatree, unable to find parent of path {path!r}")
-            if setdefault(path, node) is not node:
-                raise ValueError(f"snapshot holds {path!r} twice")
-            size += len(path) + len(node.data)
-            name = path[i + 1 :]
-            children = parent.children
-            if children is None:
-                parent.children = {name}
-            else:
-                children.add(name)
-            owner = node.ephemeral_owner
-            if owner:
-                if owner == EPHEMERAL_CONTAINER:
-                    containers.add(path)
-                elif owner < 0 and owner & TTL_MASK == TTL_MASK:
-                    ttls.add(path)
-                else:
-                    s = ephemerals.get(owner)
-                    if s is None:
-                        ephemerals[owner] = {path}
-                    else:
-                        s.add(path)
-        if run:
-            usage[run_acl] = usage.get(run_acl, 0) + run
-            if run_acl > max_acl:
-                max_acl = run_acl
-        add_usage = cache.add_usage
-        for ref, count in usage.items():
-            if ref != OPEN_UNSAFE_ACL_ID:  # add_usage ignores it
-                for _ in range(count):
-                    add_usage(ref)
-        if "/" not in nodes:
-            raise ValueError("snapshot has no root node")
-        tree._data_size = size
+        tree._data_size = loaded.data_size
         tree._setup_quota()
-        cache.purge_unused()
-        # A fuzzy snapshot may hold nodes whose ACL id is missing from its ACL
-        # section (the ACL was new mid-walk); the log replay re-sets those.  Never
-        # hand such an id out again for another ACL before that happens.
-        cache.reserve_ids(max_acl)
         return tree
 
     # ------------------------------------------------------------ comparison
@@ -1067,7 +657,8 @@ class DataTree:
 
 
 _MULTI_SUB_TYPES = frozenset(
-    {
+    int(t)
+    for t in {
         OpCode.create,
         OpCode.create2,
         OpCode.createTTL,
@@ -1080,20 +671,25 @@ _MULTI_SUB_TYPES = frozenset(
     }
 )
 
-#: The record class each txn type carries (a mismatch is refused, not applied).
-_RECORD_FOR_TYPE: dict[int, type | tuple[type, ...]] = {
-    OpCode.create: CreateTxn,
-    OpCode.create2: CreateTxn,
-    OpCode.createContainer: CreateContainerTxn,
-    OpCode.createTTL: CreateTTLTxn,
-    OpCode.delete: DeleteTxn,
-    OpCode.deleteContainer: DeleteTxn,
-    OpCode.setData: SetDataTxn,
-    OpCode.reconfig: SetDataTxn,
-    OpCode.setACL: SetACLTxn,
-    OpCode.check: CheckVersionTxn,
-    OpCode.error: ErrorTxn,
-    OpCode.multi: MultiTxn,
-    OpCode.createSession: (CreateSessionTxn, type(None)),
-    OpCode.closeSession: (CloseSessionTxn, type(None)),
+_CreateRec = CreateTxn | CreateContainerTxn | CreateTTLTxn
+_Applier = Callable[[DataTree, TxnHeader, Any, ApplyResult, list[WatchEvent]], None]
+_D = DataTree
+
+#: Per txn type: the record class(es) it must carry (a mismatch is refused, not
+#: applied) and its applier.  The one place a txn type meets its code.
+_APPLIERS: dict[int, tuple[type | tuple[type, ...], _Applier]] = {
+    int(OpCode.create): (CreateTxn, _D._apply_create),
+    int(OpCode.create2): (CreateTxn, _D._apply_create),
+    int(OpCode.createContainer): (CreateContainerTxn, _D._apply_create),
+    int(OpCode.createTTL): (CreateTTLTxn, _D._apply_create),
+    int(OpCode.delete): (DeleteTxn, _D._apply_delete),
+    int(OpCode.deleteContainer): (DeleteTxn, _D._apply_delete),
+    int(OpCode.setData): (SetDataTxn, _D._apply_set_data),
+    int(OpCode.reconfig): (SetDataTxn, _D._apply_set_data),
+    int(OpCode.setACL): (SetACLTxn, _D._apply_set_acl),
+    int(OpCode.check): (CheckVersionTxn, _D._apply_check),
+    int(OpCode.error): (ErrorTxn, _D._apply_error),
+    int(OpCode.multi): (MultiTxn, _D._apply_multi),
+    int(OpCode.createSession): ((CreateSessionTxn, type(None)), _D._apply_nothing),
+    int(OpCode.closeSession): ((CloseSessionTxn, type(None)), _D._apply_close_session),
 }
