@@ -5,16 +5,15 @@ few other ops) twice: once through the fast path the server takes, once
 through the general code the fast path short-cuts, and compares every
 result and the complete state after each step:
 
-* ``Prep.prepare`` (setData/create dispatched without the handler table,
-  records built without ``__init__``) against the handler path with
-  ``TxnHeader(...)``; ``Prep.released`` dropping everything at once against
+* ``Prep.prepare`` (records built by ``_new`` + their ``__init__``) against
+  the ``_ops`` table's builder with ``TxnHeader(...)``; ``Prep.released`` dropping everything at once against
   releasing one zxid at a time.
-* ``DataTree.apply`` (setData/create/create2 without ``_process``, setData's
-  stat inlined, DataNode/ApplyResult built in place) against ``_process``,
-  with and without quotas, data/child watches and an ACL filter.
-* ``Final.write`` (setData/create Outcome built directly) against
-  ``Final._outcome``, and ``Final.write_frame`` against ``encode_reply`` of
-  ``Final.write``.
+* ``DataTree.apply`` of a txn against the same txn as the sub-txn of a
+  multi (the multi's applier goes back through apply), with and without
+  quotas, data/child watches and an ACL filter.
+* ``Final.write`` against ``Final._outcome`` of an apply, and
+  ``Final.write_frame`` (Stat/path bodies encoded straight from the result)
+  against ``encode_reply`` of ``Final.write``.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from trio_quorum.protocol.txn import (
     CreateTxn,
     DeleteTxn,
     ErrorTxn,
+    MultiTxn,
     SetDataTxn,
     TxnHeader,
     TxnRecord,
@@ -44,6 +44,7 @@ SID = 0x100000000000001
 NOW = 1_700_000_000_000
 PATHS = ["/a", "/a/b", "/a/b/c", "/x", "/a/x", "/zookeeper/quota/a/zookeeper_limits", "/a/"]
 _SET, _CREATE, _CREATE2, _DELETE = int(OpCode.setData), int(OpCode.create), int(OpCode.create2), int(OpCode.delete)
+_MULTI = int(OpCode.multi)
 DIGEST = Id("digest", "u:x")
 
 _ops = st.lists(
@@ -114,10 +115,14 @@ def test_apply_fast_paths_are_the_general_apply(ops: list[Any], quota: bool, acl
         zxid += 1
         hdr, rec = _txn(op, path, data, arg, acl, zxid)
         got = fast.apply(hdr, rec)
-        events: list[Any] = []
-        want = general._process(hdr, hdr.type, rec, events)
-        want.events = events
-        general.last_processed_zxid = max(general.last_processed_zxid, hdr.zxid)
+        # The same txn as the only sub-txn of a multi (the general path: the
+        # multi's applier re-enters apply with a header of the sub-txn's type).
+        mhdr = TxnHeader(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, _MULTI)
+        multi = general.apply(mhdr, MultiTxn(((hdr.type, rec),)))
+        assert multi.multi is not None and len(multi.multi) == 1 and multi.err == got.err
+        want = multi.multi[0]
+        assert want.events == []  # the multi's result carries them
+        want.events = multi.events
         assert _rc_fields(got) == _rc_fields(want)
         assert _tree_state(fast) == _tree_state(general)
         if got.stat is not None:  # the inlined stat packing is DataNode.stat_bytes()

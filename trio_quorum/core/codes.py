@@ -39,4 +39,8 @@ T_CREATE_SESSION = int(OpCode.createSession)
 T_CLOSE_SESSION = int(OpCode.closeSession)
 T_RECONFIG = int(OpCode.reconfig)
 T_GET_DATA = int(OpCode.getData)
+T_GET_CHILDREN = int(OpCode.getChildren)
 T_GET_EPHEMERALS = int(OpCode.getEphemerals)
+
+#: Sub-ops a client's write multi may hold (``MultiOperationRecord``).
+MULTI_OPS = frozenset({T_CREATE, T_CREATE2, T_CREATE_TTL, T_CREATE_CONTAINER, T_DELETE, T_SET_DATA, T_CHECK})

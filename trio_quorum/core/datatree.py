@@ -8,9 +8,9 @@ statistics (:class:`~trio_quorum.core.quota.QuotaStats`), and the watch tables
 snapshots and rebuilds itself from one (:mod:`trio_quorum.core.tree_snapshot`).
 
 Every txn type has one applier, found in :data:`_APPLIERS` with the record
-class it takes; :meth:`DataTree.apply` and a multi's sub-txns go through the
-same table (there is no second copy of any op for speed: the appliers are the
-fast code).
+class it takes, and :meth:`DataTree.apply` is the one dispatch: a multi's
+sub-txns go through it too.  There is no second copy of any op for speed:
+the appliers are the fast code.
 
 Invariants:
 
@@ -27,8 +27,8 @@ Invariants:
   idempotent: a create whose node is already there still raises the parent's
   cversion/pzxid to the txn's, a delete of a missing child still moves the
   parent's pzxid (both only forwards).
-* ``last_processed_zxid`` only grows, and moves after the whole txn (a multi
-  included) is applied.
+* ``last_processed_zxid`` only grows; it is the txn's zxid once the txn (a
+  multi with all its sub-txns) is applied.
 * Time is ``TxnHeader.time``; this module reads no clock and does no IO.
 """
 
@@ -54,8 +54,18 @@ from ..protocol.txn import (
     TxnHeader,
     TxnRecord,
 )
-from .codes import BADARGUMENTS, NODEEXISTS, NONODE, OK, RUNTIMEINCONSISTENCY, T_CREATE, T_ERROR
-from .node import AclCache, DataNode, new_node
+from .codes import (
+    BADARGUMENTS,
+    MULTI_OPS,
+    NODEEXISTS,
+    NONODE,
+    OK,
+    RUNTIMEINCONSISTENCY,
+    T_CREATE,
+    T_DELETE_CONTAINER,
+    T_ERROR,
+)
+from .node import AclCache, DataNode
 from .quota import (
     LIMIT_NODE,
     QUOTA_ROOT,
@@ -125,6 +135,7 @@ class ApplyResult:
 #: ``ApplyResult(hdr, typ, events)`` is ``_new(ApplyResult)`` + this: the same
 #: ``__init__``, called as a plain function (a class call adds ~25 ns).
 _init_result = ApplyResult.__init__
+_init_node = DataNode.__init__
 
 
 class _TxnFailed(Exception):
@@ -132,6 +143,19 @@ class _TxnFailed(Exception):
 
     def __init__(self, err: int) -> None:
         self.err = err
+
+
+def _raise_cversion(parent: DataNode, cversion: int, zxid: int) -> None:
+    """A create's ``setCversionPzxid`` on its parent (``cversion`` -1: one more).
+
+    Only ever forwards: replaying a create whose node was created and deleted
+    inside a fuzzy snapshot's range must not move cversion/pzxid backwards.
+    """
+    if cversion == -1:
+        cversion = parent.cversion + 1
+    if cversion > parent.cversion:
+        parent.cversion = cversion
+        parent.pzxid = zxid
 
 
 # ---------------------------------------------------------------- the tree
@@ -238,28 +262,23 @@ class DataTree(QuotaStats):
         """Apply one committed txn (``DataTree.processTxn``) and return its result.
 
         Never raises for ZooKeeper-level failures; they are in ``result.err``.
-        ``rec`` may be ``None`` for a closeSession without a body.
+        ``rec`` may be ``None`` for a closeSession without a body.  The one
+        dispatch of every txn type (a multi's sub-txns come back through it).
         """
-        rc = self._process(hdr, hdr.type, rec, [])
-        if hdr.zxid > self.last_processed_zxid:
-            self.last_processed_zxid = hdr.zxid
-        return rc
-
-    def _process(
-        self, hdr: TxnHeader, typ: int, rec: TxnRecord | None, events: list[WatchEvent]
-    ) -> ApplyResult:
-        """Apply ``rec`` as a txn of type ``typ``; its events go to ``events``
-        (which the result carries)."""
-        rc = _new(ApplyResult)
+        typ = hdr.type
+        events: list[WatchEvent] = []
+        rc: ApplyResult = _new(ApplyResult)
         _init_result(rc, hdr, typ, events)
         applier = _APPLIERS.get(typ)
         if applier is None or not isinstance(rec, applier[0]):
             rc.err = BADARGUMENTS  # unknown type or a record that does not match it
-            return rc
-        try:
-            applier[1](self, hdr, rec, rc, events)
-        except _TxnFailed as e:
-            rc.err = e.err
+        else:
+            try:
+                applier[1](self, hdr, rec, rc, events)
+            except _TxnFailed as e:
+                rc.err = e.err
+        if hdr.zxid > self.last_processed_zxid:
+            self.last_processed_zxid = hdr.zxid
         return rc
 
     # The appliers: ``(self, hdr, rec, rc, events)``; they fill in ``rc`` and
@@ -296,31 +315,19 @@ class DataTree(QuotaStats):
             owner = EPHEMERAL_CONTAINER
         else:
             owner = ttl_owner(rec.ttl)  # type: ignore[union-attr]
-        i = path.rfind("/")
-        if i < 0 or len(path) < 2 or path[-1] == "/":
-            raise _TxnFailed(BADARGUMENTS)
-        parent_name = path[:i] or "/"
-        child_name = path[i + 1 :]
-        parent = self.nodes.get(parent_name)
-        if parent is None:
-            raise _TxnFailed(NONODE)
+        parent_name, child_name, parent = self._parent_of(path)
         zxid = hdr.zxid
         children = parent.children
         if children is not None and child_name in children:
             self._fuzzy_create_fixup(rec, zxid)
             raise _TxnFailed(NODEEXISTS)
-        parent_cversion = rec.parent_cversion
-        if parent_cversion == -1:
-            parent_cversion = parent.cversion + 1
-        # Replaying a create whose node was created and deleted inside the
-        # fuzzy range must not move cversion/pzxid backwards.
-        if parent_cversion > parent.cversion:
-            parent.cversion = parent_cversion
-            parent.pzxid = zxid
+        _raise_cversion(parent, rec.parent_cversion, zxid)
         acl = rec.acl
         data = rec.data
         time = hdr.time
-        node = new_node(
+        node: DataNode = _new(DataNode)
+        _init_node(
+            node,
             data,
             OPEN_UNSAFE_ACL_ID if acl is OPEN_ACL_UNSAFE else self.acl_cache.intern(acl),
             zxid, zxid, time, time, 0, 0, 0, owner, zxid,
@@ -403,8 +410,11 @@ class DataTree(QuotaStats):
                 if rc.err == OK:
                     rc.err = BADARGUMENTS
                 continue
-            sub = self._process(hdr, sub_type, sub_rec, events)
-            sub.events = []  # the multi's result carries them
+            # Through apply, as a txn of its own with the multi's header (its zxid
+            # is the multi's: last_processed_zxid reaches it at the first sub-txn).
+            sub = self.apply(TxnHeader(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, sub_type), sub_rec)
+            events += sub.events  # the multi's result carries them, in order
+            sub.events = []
             results.append(sub)
             if sub.err != OK and rc.err == OK:
                 rc.err = sub.err
@@ -430,22 +440,21 @@ class DataTree(QuotaStats):
         parent = self.nodes.get(path[:i] or "/")
         if parent is None:
             return
-        new = rec.parent_cversion
-        if new == -1:
-            new = parent.cversion + 1
-        if new > parent.cversion:
-            parent.cversion = new
-            parent.pzxid = zxid
+        _raise_cversion(parent, rec.parent_cversion, zxid)
 
-    def _delete_node(self, path: str, zxid: int, events: list[WatchEvent]) -> None:
+    def _parent_of(self, path: str) -> tuple[str, str, DataNode]:
+        """``(parent path, child name, parent node)`` of a create or delete."""
         i = path.rfind("/")
         if i < 0 or len(path) < 2 or path[-1] == "/":
             raise _TxnFailed(BADARGUMENTS)
         parent_name = path[:i] or "/"
-        child_name = path[i + 1 :]
         parent = self.nodes.get(parent_name)
         if parent is None:
             raise _TxnFailed(NONODE)
+        return parent_name, path[i + 1 :], parent
+
+    def _delete_node(self, path: str, zxid: int, events: list[WatchEvent]) -> None:
+        parent_name, child_name, parent = self._parent_of(path)
         # The child may already be gone in a fuzzy snapshot; the parent's pzxid
         # still moves (only forwards: a later create may have set it higher).
         children = parent.children
@@ -656,20 +665,8 @@ class DataTree(QuotaStats):
         return out
 
 
-_MULTI_SUB_TYPES = frozenset(
-    int(t)
-    for t in {
-        OpCode.create,
-        OpCode.create2,
-        OpCode.createTTL,
-        OpCode.createContainer,
-        OpCode.delete,
-        OpCode.deleteContainer,
-        OpCode.setData,
-        OpCode.check,
-        OpCode.error,
-    }
-)
+#: What a multi's sub-txn may be (deleteContainer: the server's own multis).
+_MULTI_SUB_TYPES = MULTI_OPS | {T_DELETE_CONTAINER, T_ERROR}
 
 _CreateRec = CreateTxn | CreateContainerTxn | CreateTTLTxn
 _Applier = Callable[[DataTree, TxnHeader, Any, ApplyResult, list[WatchEvent]], None]

@@ -33,6 +33,11 @@ Invariants:
   create of ``/a/`` makes ``/a/0000000007``).
 * No IO, no clock: wall time for ``TxnHeader.time`` is an argument.
 
+Layout: :class:`Prep` (this module: the zxid counter, :meth:`Prep.prepare`,
+multi, closeSession) derives from ``prep_ops.TxnBuilders`` (one txn builder per
+write op, reached through the ``_ops`` table by prepare and by a multi's
+sub-ops alike) and ``prep_changes.Outstanding`` (the change records).
+
 The multi failure record (reference 1.7): a MultiTxn whose sub-txns are all
 ``ErrorTxn``: 0 (OK) before the failing op, its code at it, RUNTIMEINCONSISTENCY
 after.  (ZooKeeper itself logs the real sub-txns before the failure and lets the
@@ -58,6 +63,7 @@ from ..protocol.txn import (
 )
 from .auth import AuthRegistry
 from .codes import (
+    MULTI_OPS,
     T_CLOSE_SESSION,
     T_CREATE,
     T_CREATE2,
@@ -81,19 +87,6 @@ _new = object.__new__
 #: plain function (~25 ns less than the class call, on every write).
 _init_header = TxnHeader.__init__
 
-#: Sub-ops a write multi may hold (``MultiOperationRecord``).
-_MULTI_OPS = frozenset(
-    int(o)
-    for o in {
-        OpCode.create,
-        OpCode.create2,
-        OpCode.createTTL,
-        OpCode.createContainer,
-        OpCode.delete,
-        OpCode.setData,
-        OpCode.check,
-    }
-)
 #: A txn builder: ``(op, request, zxid, session_id, auth_ids) -> record``.
 _Builder = Callable[[int, Any, int, int, Sequence[Id]], TxnRecord]
 
@@ -247,7 +240,7 @@ class Prep(TxnBuilders):
         zxid = self.last_zxid = self.last_zxid + 1
         hdr = TxnHeader(session_id, cxid, zxid, now, int(OpCode.multi))
         if not isinstance(req, MultiRequest) or any(
-            not isinstance(o, tuple) or len(o) != 2 or o[0] not in _MULTI_OPS for o in req.ops
+            not isinstance(o, tuple) or len(o) != 2 or o[0] not in MULTI_OPS for o in req.ops
         ):
             # ZooKeeper fails to deserialize such a multi: the whole request errs.
             return (
@@ -313,25 +306,10 @@ class Prep(TxnBuilders):
 #: (Plain ints: the membership test is the first thing every read meets.)
 _READ_OPS = frozenset(
     int(o)
-    for o in {
-        OpCode.sync,
-        OpCode.exists,
-        OpCode.getData,
-        OpCode.getACL,
-        OpCode.getChildren,
-        OpCode.getAllChildrenNumber,
-        OpCode.getChildren2,
-        OpCode.ping,
-        OpCode.setWatches,
-        OpCode.setWatches2,
-        OpCode.checkWatches,
-        OpCode.removeWatches,
-        OpCode.getEphemerals,
-        OpCode.multiRead,
-        OpCode.addWatch,
-        OpCode.whoAmI,
-        OpCode.auth,
-        OpCode.sasl,
-    }
+    for o in (
+        *(OpCode.sync, OpCode.exists, OpCode.getData, OpCode.getACL, OpCode.getChildren),
+        *(OpCode.getAllChildrenNumber, OpCode.getChildren2, OpCode.ping, OpCode.setWatches),
+        *(OpCode.setWatches2, OpCode.checkWatches, OpCode.removeWatches, OpCode.getEphemerals),
+        *(OpCode.multiRead, OpCode.addWatch, OpCode.whoAmI, OpCode.auth, OpCode.sasl),
+    )
 )
-

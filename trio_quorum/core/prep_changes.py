@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..protocol.consts import Err, KeeperError
@@ -46,6 +47,7 @@ class TreeView(Protocol):
 
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class ChangeRecord:
     """A node as it will be once every prepared txn is applied (``ChangeRecord``).
 
@@ -53,42 +55,16 @@ class ChangeRecord:
     tree" (such a record is never stored).
     """
 
-    __slots__ = (
-        "zxid",
-        "path",
-        "exists",
-        "data",
-        "acl",
-        "version",
-        "cversion",
-        "aversion",
-        "ephemeral_owner",
-        "child_count",
-    )
-
-    def __init__(
-        self,
-        zxid: int,
-        path: str,
-        exists: bool,
-        data: bytes = b"",
-        acl: tuple[ACL, ...] = (),
-        version: int = 0,
-        cversion: int = 0,
-        aversion: int = 0,
-        ephemeral_owner: int = 0,
-        child_count: int = 0,
-    ) -> None:
-        self.zxid = zxid
-        self.path = path
-        self.exists = exists
-        self.data = data
-        self.acl = acl
-        self.version = version
-        self.cversion = cversion
-        self.aversion = aversion
-        self.ephemeral_owner = ephemeral_owner
-        self.child_count = child_count
+    zxid: int
+    path: str
+    exists: bool
+    data: bytes = b""
+    acl: tuple[ACL, ...] = ()
+    version: int = 0
+    cversion: int = 0
+    aversion: int = 0
+    ephemeral_owner: int = 0
+    child_count: int = 0
 
     def duplicate(self, zxid: int) -> ChangeRecord:
         rec: ChangeRecord = _new(ChangeRecord)
