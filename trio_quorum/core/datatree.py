@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
-from ..protocol.consts import EPHEMERAL_CONTAINER, TTL_MASK, EventType, OpCode
+from ..protocol.consts import EPHEMERAL_CONTAINER, TTL_MASK, EventType
 from ..protocol.data import ACL, OPEN_ACL_UNSAFE, OPEN_UNSAFE_ACL_ID, READ_ACL_UNSAFE, ttl_owner
 from ..protocol.txn import (
     CheckVersionTxn,
@@ -61,9 +61,20 @@ from .codes import (
     NONODE,
     OK,
     RUNTIMEINCONSISTENCY,
+    T_CHECK,
+    T_CLOSE_SESSION,
     T_CREATE,
+    T_CREATE2,
+    T_CREATE_CONTAINER,
+    T_CREATE_SESSION,
+    T_CREATE_TTL,
+    T_DELETE,
     T_DELETE_CONTAINER,
     T_ERROR,
+    T_MULTI,
+    T_RECONFIG,
+    T_SET_ACL,
+    T_SET_DATA,
 )
 from .node import AclCache, DataNode
 from .quota import (
@@ -339,16 +350,7 @@ class DataTree(QuotaStats):
         self.nodes[path] = node
         self._data_size += len(path) + len(data)
         if owner:
-            if owner == EPHEMERAL_CONTAINER:
-                self.containers.add(path)
-            elif owner < 0 and owner & TTL_MASK == TTL_MASK:
-                self.ttls.add(path)
-            else:
-                s = self.ephemerals.get(owner)
-                if s is None:
-                    self.ephemerals[owner] = {path}
-                else:
-                    s.add(path)
+            self._owned_by(owner, True).add(path)
         if parent_name.startswith(QUOTA_ROOT):
             self._quota_node_created(parent_name, child_name)
         if self.quota_paths:
@@ -442,6 +444,21 @@ class DataTree(QuotaStats):
             return
         _raise_cversion(parent, rec.parent_cversion, zxid)
 
+    def _owned_by(self, owner: int, create: bool) -> set[str]:
+        """The set a node of ``ephemeral_owner`` ``owner`` (non-zero) is indexed in:
+        the containers, the TTL nodes, or its session's ephemerals (made when
+        ``create``; an empty stand-in otherwise)."""
+        if owner == EPHEMERAL_CONTAINER:
+            return self.containers
+        if owner < 0 and owner & TTL_MASK == TTL_MASK:
+            return self.ttls
+        s = self.ephemerals.get(owner)
+        if s is None:
+            s = set()
+            if create:
+                self.ephemerals[owner] = s
+        return s
+
     def _parent_of(self, path: str) -> tuple[str, str, DataNode]:
         """``(parent path, child name, parent node)`` of a create or delete."""
         i = path.rfind("/")
@@ -476,16 +493,10 @@ class DataTree(QuotaStats):
         self._data_size -= len(path) + len(node.data)
         owner = node.ephemeral_owner
         if owner:
-            if owner == EPHEMERAL_CONTAINER:
-                self.containers.discard(path)
-            elif owner < 0 and owner & TTL_MASK == TTL_MASK:
-                self.ttls.discard(path)
-            else:
-                s = self.ephemerals.get(owner)
-                if s is not None:
-                    s.discard(path)
-                    if not s:
-                        del self.ephemerals[owner]
+            owned = self._owned_by(owner, False)
+            owned.discard(path)
+            if not owned and self.ephemerals.get(owner) is owned:
+                del self.ephemerals[owner]  # a session's set goes with its last node
         if self.quota_paths:
             if child_name == LIMIT_NODE and parent_name.startswith("/zookeeper"):
                 self.quota_paths.discard(parent_name[len(QUOTA_ROOT) :])
@@ -675,18 +686,16 @@ _D = DataTree
 #: Per txn type: the record class(es) it must carry (a mismatch is refused, not
 #: applied) and its applier.  The one place a txn type meets its code.
 _APPLIERS: dict[int, tuple[type | tuple[type, ...], _Applier]] = {
-    int(OpCode.create): (CreateTxn, _D._apply_create),
-    int(OpCode.create2): (CreateTxn, _D._apply_create),
-    int(OpCode.createContainer): (CreateContainerTxn, _D._apply_create),
-    int(OpCode.createTTL): (CreateTTLTxn, _D._apply_create),
-    int(OpCode.delete): (DeleteTxn, _D._apply_delete),
-    int(OpCode.deleteContainer): (DeleteTxn, _D._apply_delete),
-    int(OpCode.setData): (SetDataTxn, _D._apply_set_data),
-    int(OpCode.reconfig): (SetDataTxn, _D._apply_set_data),
-    int(OpCode.setACL): (SetACLTxn, _D._apply_set_acl),
-    int(OpCode.check): (CheckVersionTxn, _D._apply_check),
-    int(OpCode.error): (ErrorTxn, _D._apply_error),
-    int(OpCode.multi): (MultiTxn, _D._apply_multi),
-    int(OpCode.createSession): ((CreateSessionTxn, type(None)), _D._apply_nothing),
-    int(OpCode.closeSession): ((CloseSessionTxn, type(None)), _D._apply_close_session),
+    **dict.fromkeys((T_CREATE, T_CREATE2), (CreateTxn, _D._apply_create)),
+    T_CREATE_CONTAINER: (CreateContainerTxn, _D._apply_create),
+    T_CREATE_TTL: (CreateTTLTxn, _D._apply_create),
+    **dict.fromkeys((T_DELETE, T_DELETE_CONTAINER), (DeleteTxn, _D._apply_delete)),
+    **dict.fromkeys((T_SET_DATA, T_RECONFIG), (SetDataTxn, _D._apply_set_data)),
+    T_SET_ACL: (SetACLTxn, _D._apply_set_acl),
+    T_CHECK: (CheckVersionTxn, _D._apply_check),
+    T_ERROR: (ErrorTxn, _D._apply_error),
+    T_MULTI: (MultiTxn, _D._apply_multi),
+    # createSession: the session tracker's business; the body may be missing
+    T_CREATE_SESSION: ((CreateSessionTxn, type(None)), _D._apply_nothing),
+    T_CLOSE_SESSION: ((CloseSessionTxn, type(None)), _D._apply_close_session),
 }
