@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from trio_quorum.core.datatree import ApplyResult, DataTree
 from trio_quorum.core.final import Final
-from trio_quorum.core.prep import ERROR_TYPE, ChangeRecord, Prep
+from trio_quorum.core.prep import _OPS, ERROR_TYPE, ChangeRecord, Prep
 from trio_quorum.core.sessions import SessionTracker
 from trio_quorum.protocol.consts import KeeperError, OpCode
 from trio_quorum.protocol.data import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
@@ -200,7 +200,7 @@ def test_prepare_fast_paths_are_the_handler_path(ops: list[Any], applies: list[i
         try:
             if general.sessions is not None:
                 general.sessions.check_session(SID, "conn")
-            rec = general._ops[opcode](opcode, req, zxid, SID, ids)
+            rec = _OPS[opcode](general, opcode, req, zxid, SID, ids)
             want: tuple[TxnHeader, TxnRecord] = (TxnHeader(SID, n, zxid, NOW, opcode), rec)
         except KeeperError as e:
             want = (TxnHeader(SID, n, zxid, NOW, ERROR_TYPE), ErrorTxn(int(e.code)))

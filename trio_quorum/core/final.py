@@ -54,6 +54,7 @@ from ..protocol.records import (
     WhoAmIResponse,
     _pack_frame_reply,
     _pack_frame_reply_len,
+    _slot_setter,
     encode_reply,
 )
 from ..protocol.txn import TxnHeader, TxnRecord
@@ -95,22 +96,28 @@ _new_tuple = tuple.__new__
 _READ = int(Perm.READ)
 _ADMIN = int(Perm.ADMIN)
 
-#: The reply body of an applied (err 0) txn, by txn type (ZooKeeper's
-#: ``FinalRequestProcessor`` switch): a response of the result's Stat, of its
-#: path, or of both.  ``write`` builds it; ``write_frame`` encodes the first
-#: two straight from the result (a Stat is 68 bytes on the wire as it is).
-_STAT_BODY: dict[int, type[SetDataResponse] | type[SetACLResponse]] = {
-    T_SET_DATA: SetDataResponse,
-    T_SET_ACL: SetACLResponse,
-}
-_PATH_BODY = {T_CREATE: CreateResponse}
-#: For the lone-field bodies: the class and its own ``__init__`` (called as a
-#: plain function after ``_new``, which skips the class call on every write).
-_LONE_BODY: dict[int, tuple[type, Callable[[Any, Any], None]]] = {
-    t: (cls, cls.__init__) for t, cls in (*_STAT_BODY.items(), *_PATH_BODY.items())
-}
 _new = object.__new__
-_PATH_STAT_BODY = {t: Create2Response for t in (T_CREATE2, T_CREATE_TTL, T_CREATE_CONTAINER)}
+
+
+#: The reply body of an applied (err 0) txn that is a response of its result's
+#: Stat or path alone, by txn type (ZooKeeper's ``FinalRequestProcessor``
+#: switch): ``(response class, the setter of its one slot, True when that slot
+#: is the path)``.  ``write`` makes the response with ``_new`` and the setter
+#: (no ``__init__`` call on every setData/create), ``_outcome`` with the
+#: class; ``write_frame`` encodes the Stat (68 bytes on the wire as it is) or
+#: the path straight from the result.
+_LONE_BODY: dict[int, tuple[type, Callable[[Any, Any], None], bool]] = {
+    t: (cls, _slot_setter(cls, "path" if by_path else "stat"), by_path)
+    for t, cls, by_path in (
+        (T_SET_DATA, SetDataResponse, False),
+        (T_SET_ACL, SetACLResponse, False),
+        (T_CREATE, CreateResponse, True),
+    )
+}
+#: The hot writes' entries, which write and write_frame take without the lookup
+#: (a dict lookup costs ~40 ns there, the tree's nodes having pushed it out of cache).
+_SET_DATA_BODY = _LONE_BODY[T_SET_DATA]
+_CREATE_BODY = _LONE_BODY[T_CREATE]
 
 
 class Outcome(NamedTuple):
@@ -200,7 +207,13 @@ class Final:
         """
         tree = self.tree
         rc = tree.apply(hdr, rec)
-        return self._outcome(hdr.type, rec, rc, tree.last_processed_zxid)
+        typ = hdr.type
+        lone = _SET_DATA_BODY if typ == T_SET_DATA else _CREATE_BODY if typ == T_CREATE else _LONE_BODY.get(typ)
+        if lone is not None and not rc.err:  # a body of the result's Stat or path alone
+            body: Any = _new(lone[0])
+            lone[1](body, rc.path if lone[2] else rc.stat)
+            return _new_tuple(Outcome, (OK, body, tree.last_processed_zxid, rc.events, rc))
+        return self._outcome(typ, rec, rc, tree.last_processed_zxid)
 
     def write_frame(
         self, hdr: TxnHeader, rec: TxnRecord | None, xid: int
@@ -221,16 +234,18 @@ class Final:
             err = rc.err
             if err:
                 return _pack_frame_reply(16, xid, zxid, err), rc.events, rc
-            if typ in _STAT_BODY:
-                st = rc.stat
-                if st.__class__ is bytes and len(st) == _STAT_SIZE:
-                    return _pack_frame_reply(84, xid, zxid, 0) + st, rc.events, rc
-            elif typ in _PATH_BODY:
-                path = rc.path
-                if path.__class__ is str:
-                    p = path.encode()
-                    n = len(p)
-                    return _pack_frame_reply_len(20 + n, xid, zxid, 0, n) + p, rc.events, rc
+            lone = _SET_DATA_BODY if typ == T_SET_DATA else _CREATE_BODY if typ == T_CREATE else _LONE_BODY.get(typ)
+            if lone is not None:
+                if not lone[2]:
+                    st = rc.stat
+                    if st.__class__ is bytes and len(st) == _STAT_SIZE:
+                        return _pack_frame_reply(84, xid, zxid, 0) + st, rc.events, rc
+                else:
+                    path = rc.path
+                    if path.__class__ is str:
+                        p = path.encode()
+                        n = len(p)
+                        return _pack_frame_reply_len(20 + n, xid, zxid, 0, n) + p, rc.events, rc
         oc = self._outcome(typ, rec, rc, zxid)
         return encode_reply(xid, oc.zxid, oc.err, oc.body), oc.events, rc
 
@@ -246,11 +261,10 @@ class Final:
         if err:
             return _new_tuple(Outcome, (err, None, zxid, rc.events, rc))
         body: Any = None
-        init = _LONE_BODY.get(typ)
-        if init is not None:  # a response of the Stat or the path alone
-            body = _new(init[0])
-            init[1](body, rc.stat if init[0] is not CreateResponse else rc.path)
-        elif typ in _PATH_STAT_BODY:
+        lone = _LONE_BODY.get(typ)
+        if lone is not None:
+            body = lone[0](rc.path if lone[2] else rc.stat)
+        elif typ == T_CREATE2 or typ == T_CREATE_TTL or typ == T_CREATE_CONTAINER:
             body = Create2Response(rc.path, rc.stat)  # type: ignore[arg-type]
         elif typ == T_CHECK or typ == T_RECONFIG:
             node = self.tree.nodes.get(rc.path) if rc.path is not None else None
@@ -413,7 +427,7 @@ def _multi_response(rc: ApplyResult) -> MultiResponse:
             results.append((T_ERROR, sub.err))
         elif t == T_CREATE:
             results.append((t, CreateResponse(sub.path or "")))
-        elif t in _PATH_STAT_BODY:
+        elif t == T_CREATE2 or t == T_CREATE_TTL or t == T_CREATE_CONTAINER:
             # OpResult.CreateResult with a Stat is always typed create2 on the wire.
             results.append((T_CREATE2, Create2Response(sub.path or "", sub.stat or b"\0" * 68)))
         elif t == T_SET_DATA:

@@ -15,6 +15,8 @@ from ..protocol.data import ACL, OPEN_ACL_UNSAFE, OPEN_UNSAFE_ACL_ID, STAT_STRUC
 
 __all__ = ["DataNode", "AclCache", "new_node"]
 
+_pack_stat = STAT_STRUCT.pack  # every write's reply packs one
+
 
 class DataNode:
     """One znode. ``acl`` is an id into the tree's :class:`AclCache`.
@@ -112,7 +114,7 @@ class DataNode:
         eo = self.ephemeral_owner
         if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
             eo = 0
-        return STAT_STRUCT.pack(
+        return _pack_stat(
             self.czxid,
             self.mzxid,
             self.ctime,

@@ -35,7 +35,7 @@ Invariants:
 
 Layout: :class:`Prep` (this module: the zxid counter, :meth:`Prep.prepare`,
 multi, closeSession) derives from ``prep_ops.TxnBuilders`` (one txn builder per
-write op, reached through the ``_ops`` table by prepare and by a multi's
+write op, reached through the ``_OPS`` table by prepare and by a multi's
 sub-ops alike) and ``prep_changes.Outstanding`` (the change records).
 
 The multi failure record (reference 1.7): a MultiTxn whose sub-txns are all
@@ -47,7 +47,7 @@ tree rewrite them; this form is what every reader of a failed multi ends up with
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..protocol.consts import Err, KeeperError, OpCode
@@ -64,14 +64,20 @@ from ..protocol.txn import (
 from .auth import AuthRegistry
 from .codes import (
     MULTI_OPS,
+    T_CHECK,
     T_CLOSE_SESSION,
     T_CREATE,
     T_CREATE2,
+    T_CREATE_CONTAINER,
     T_CREATE_SESSION,
+    T_CREATE_TTL,
+    T_DELETE,
     T_DELETE_CONTAINER,
     T_ERROR,
     T_MULTI,
     T_RECONFIG,
+    T_SET_ACL,
+    T_SET_DATA,
 )
 from .prep_changes import ChangeRecord, TreeView, parse_stats_track
 from .prep_ops import TxnBuilders, fixup_acl
@@ -83,12 +89,9 @@ __all__ = ["ChangeRecord", "Prep", "TreeView", "fixup_acl", "parse_stats_track",
 
 ERROR_TYPE = T_ERROR
 _new = object.__new__
-#: ``TxnHeader(...)`` is ``_new(TxnHeader)`` + its own ``__init__`` called as a
-#: plain function (~25 ns less than the class call, on every write).
-_init_header = TxnHeader.__init__
 
-#: A txn builder: ``(op, request, zxid, session_id, auth_ids) -> record``.
-_Builder = Callable[[int, Any, int, int, Sequence[Id]], TxnRecord]
+#: A txn builder: ``(prep, op, request, zxid, session_id, auth_ids) -> record``.
+_Builder = Callable[[Any, int, Any, int, int, Sequence[Id]], TxnRecord]
 
 
 class Prep(TxnBuilders):
@@ -131,22 +134,6 @@ class Prep(TxnBuilders):
         self._changes: deque[ChangeRecord] = deque()
         self.by_path: dict[str, ChangeRecord] = {}
         self._undo: list[tuple[str, ChangeRecord | None]] | None = None
-        #: Every write op's txn builder: prepare and a multi's sub-ops use it.
-        self._ops: Mapping[int, _Builder] = {
-            int(op): build
-            for op, build in {
-                OpCode.create: self._create,
-                OpCode.create2: self._create,
-                OpCode.createContainer: self._create,
-                OpCode.createTTL: self._create,
-                OpCode.delete: self._delete,
-                OpCode.deleteContainer: self._delete_container,
-                OpCode.setData: self._set_data,
-                OpCode.setACL: self._set_acl,
-                OpCode.check: self._check,
-            }.items()
-        }
-
     # -- public API -----------------------------------------------------------
 
     def prepare(
@@ -179,7 +166,14 @@ class Prep(TxnBuilders):
             KeeperError: only for a non-write op: its session check failed, or
                 the opcode is unknown (UNIMPLEMENTED; no zxid is consumed).
         """
-        build = self._ops.get(op)
+        # The hot writes ask first: the very builder _OPS holds for them, without the lookup.
+        build: _Builder | None
+        if op == T_SET_DATA:
+            build = _set_data
+        elif op == T_CREATE:
+            build = _create
+        else:
+            build = _OPS.get(op)
         if build is not None:
             zxid = self.last_zxid + 1
             self.last_zxid = zxid
@@ -188,11 +182,17 @@ class Prep(TxnBuilders):
                 # deleteContainer comes from the server's container manager, no session's.
                 if sessions is not None and op != T_DELETE_CONTAINER:
                     sessions.check_session(session_id, owner)
-                rec = build(op, request, zxid, session_id, auth_ids)
+                rec = build(self, op, request, zxid, session_id, auth_ids)
             except KeeperError as e:
                 return TxnHeader(session_id, cxid, zxid, now, ERROR_TYPE), ErrorTxn(int(e.code))
+            # TxnHeader(session_id, cxid, zxid, now, op): the one place a write's
+            # header is made, its slots stored without the constructor call.
             hdr: TxnHeader = _new(TxnHeader)
-            _init_header(hdr, session_id, cxid, zxid, now, op)
+            hdr.client_id = session_id
+            hdr.cxid = cxid
+            hdr.zxid = zxid
+            hdr.time = now
+            hdr.type = op
             return hdr, rec
         if op in _READ_OPS:  # reads: they make no txn, only the session check
             if self.sessions is not None:
@@ -257,7 +257,7 @@ class Prep(TxnBuilders):
                 try:
                     if self.sessions is not None:
                         self.sessions.check_session(session_id, owner)
-                    rec = self._ops[op](op, sub, zxid, session_id, auth_ids)
+                    rec = _OPS[op](self, op, sub, zxid, session_id, auth_ids)
                     # ZooKeeper logs a create2 inside a multi as a plain create
                     # (and so answers it with a path and no Stat).
                     txns.append((T_CREATE if op == T_CREATE2 else op, rec))
@@ -289,10 +289,8 @@ class Prep(TxnBuilders):
             # Keep the parent's child count right for requests prepared behind us.
             parent_rec = self.record_for(p[: p.rfind("/")] or "/")
             if parent_rec is not None:
-                parent_rec = self._for_update(parent_rec, zxid)
-                parent_rec.child_count -= 1
-                self._add(parent_rec)
-            self._add(ChangeRecord(zxid, p, False))
+                self._child_removed(parent_rec, zxid)
+            self._put(zxid, p, False)
         if self.sessions is not None:
             self.sessions.set_closing(session_id)
         return TxnHeader(session_id, cxid, zxid, now, int(OpCode.closeSession)), CloseSessionTxn(
@@ -301,6 +299,19 @@ class Prep(TxnBuilders):
 
     # -- quotas ---------------------------------------------------------------
 
+
+#: Every write op's txn builder: prepare and a multi's sub-ops call them as
+#: ``build(prep, op, request, zxid, session_id, auth_ids)``.
+_OPS: dict[int, _Builder] = {
+    **dict.fromkeys((T_CREATE, T_CREATE2, T_CREATE_CONTAINER, T_CREATE_TTL), TxnBuilders._create),
+    T_DELETE: TxnBuilders._delete,
+    T_DELETE_CONTAINER: TxnBuilders._delete_container,
+    T_SET_DATA: TxnBuilders._set_data,
+    T_SET_ACL: TxnBuilders._set_acl,
+    T_CHECK: TxnBuilders._check,
+}
+_set_data = _OPS[T_SET_DATA]
+_create = _OPS[T_CREATE]
 
 #: Ops that are not transactions: prep checks the session and returns None.
 #: (Plain ints: the membership test is the first thing every read meets.)

@@ -10,8 +10,8 @@ and add records through it.
 Invariants:
 
 * Records are kept in zxid order; ``by_path[p]`` is the newest record for
-  ``p``.  Records are never mutated once added (updates copy, see
-  :meth:`Outstanding._for_update`).
+  ``p``.  Records are never mutated once added: :meth:`Outstanding._put` makes a new
+  one for every change, and is the one place records are made and added.
 * While a multi is being prepared, ``_undo`` logs every ``by_path`` entry an
   add replaced, so a failed multi leaves the changes exactly as they were.
 * :meth:`Outstanding.released` drops the records of applied zxids only.
@@ -52,7 +52,8 @@ class ChangeRecord:
     """A node as it will be once every prepared txn is applied (``ChangeRecord``).
 
     ``exists`` False marks a pending delete.  ``zxid`` -1 means "read from the
-    tree" (such a record is never stored).
+    tree" (such a record is never stored).  Prep stores records through
+    :meth:`Outstanding._put` only, which makes them.
     """
 
     zxid: int
@@ -66,14 +67,6 @@ class ChangeRecord:
     ephemeral_owner: int = 0
     child_count: int = 0
 
-    def duplicate(self, zxid: int) -> ChangeRecord:
-        rec: ChangeRecord = _new(ChangeRecord)
-        _init_change(
-            rec, zxid, self.path, self.exists, self.data, self.acl, self.version,
-            self.cversion, self.aversion, self.ephemeral_owner, self.child_count,
-        )
-        return rec
-
     def __repr__(self) -> str:
         if not self.exists:
             return f"ChangeRecord({self.zxid:#x}, {self.path!r}, deleted)"
@@ -83,10 +76,6 @@ class ChangeRecord:
         )
 
 
-#: ``ChangeRecord(...)`` is ``_new(ChangeRecord)`` + this: the same ``__init__``
-#: called as a plain function (a class call costs ~25 ns more; prep makes one
-#: or two records per write).
-_init_change = ChangeRecord.__init__
 _new = object.__new__
 
 
@@ -155,8 +144,8 @@ class Outstanding:
     def _record(self, path: str) -> ChangeRecord:
         """``getRecordForPath``: the newest view of ``path``, or NONODE.
 
-        A record built from the tree has zxid -1 and is private to the caller,
-        which may fill it in and add it (no second copy on the hot path).
+        A record built from the tree has zxid -1; it is only read (a change
+        of the node is a new record, :meth:`_put`).
         """
         rec = self.by_path.get(path)
         if rec is not None:
@@ -191,24 +180,56 @@ class Outstanding:
         ):
             raise KeeperError(Err.BADARGUMENTS, path)
 
-    def _for_update(self, rec: ChangeRecord, zxid: int) -> ChangeRecord:
-        if rec.zxid == -1:
-            rec.zxid = zxid
-            return rec
-        return rec.duplicate(zxid)
-
     def _exists(self, path: str) -> bool:
         rec = self.by_path.get(path)
         if rec is not None:
             return rec.exists
         return path in self.tree.nodes
 
-    def _add(self, rec: ChangeRecord) -> None:
+    def _put(
+        self,
+        zxid: int,
+        path: str,
+        exists: bool,
+        data: bytes = b"",
+        acl: tuple[ACL, ...] = (),
+        version: int = 0,
+        cversion: int = 0,
+        aversion: int = 0,
+        ephemeral_owner: int = 0,
+        child_count: int = 0,
+    ) -> None:
+        """Add the record of ``path`` as of ``zxid`` (a pending delete when not
+        ``exists``): the one place records are made and added.
+
+        The record's slots are stored here rather than through
+        ``ChangeRecord(...)``: prep makes one or two per write, and the
+        constructor call would cost as much again as the rest of this.
+        """
+        rec: ChangeRecord = _new(ChangeRecord)
+        rec.zxid = zxid
+        rec.path = path
+        rec.exists = exists
+        rec.data = data
+        rec.acl = acl
+        rec.version = version
+        rec.cversion = cversion
+        rec.aversion = aversion
+        rec.ephemeral_owner = ephemeral_owner
+        rec.child_count = child_count
         self._changes.append(rec)
-        prev = self.by_path.get(rec.path)
-        self.by_path[rec.path] = rec
-        if self._undo is not None:
-            self._undo.append((rec.path, prev))
+        by_path = self.by_path
+        undo = self._undo
+        if undo is not None:
+            undo.append((path, by_path.get(path)))
+        by_path[path] = rec
+
+    def _child_removed(self, parent: ChangeRecord, zxid: int) -> None:
+        """The parent's record once one of its children is deleted."""
+        self._put(
+            zxid, parent.path, True, parent.data, parent.acl, parent.version, parent.cversion,
+            parent.aversion, parent.ephemeral_owner, parent.child_count - 1,
+        )
 
     def _check_acl(
         self, acl: tuple[ACL, ...], perm: int, auth_ids: Sequence[Id], path: str

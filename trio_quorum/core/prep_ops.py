@@ -6,7 +6,7 @@ validates the request against the outstanding changes and the tree in
 ZooKeeper 3.8.0's ``PrepRequestProcessor`` order, adds the change records the
 txn makes, and raises :class:`~trio_quorum.protocol.consts.KeeperError` for a
 request that fails (prep turns that into an error txn).  ``Prep.prepare`` and
-a multi's sub-ops reach them through the same table, ``Prep._ops``.
+a multi's sub-ops reach them through the same table, ``prep._OPS``.
 
 Invariants: a builder that raises has added no record; the sequential suffix
 comes from the parent's *persisted* cversion (``%010d``, Java int overflow)
@@ -56,11 +56,6 @@ _PERM_WRITE = int(Perm.WRITE)
 _OPEN_ACL_ENTRY = OPEN_ACL_UNSAFE[0]
 _Ids = Sequence[Id]
 _new = object.__new__
-# The records' own __init__, called as plain functions after _new (see
-# prep_changes._init_change): a class call costs ~25 ns more.
-_init_change = ChangeRecord.__init__
-_init_set_data_txn = SetDataTxn.__init__
-_init_create_txn = CreateTxn.__init__
 
 
 def _inc32(v: int) -> int:
@@ -195,16 +190,21 @@ class TxnBuilders(Outstanding):
             owner = ttl_owner(ttl)
         else:
             ephemeral = flags == 1 or flags == 3
-            rec = _new(CreateTxn)
-            _init_create_txn(rec, path, data, acl, ephemeral, new_cversion)
+            # CreateTxn(path, data, acl, ephemeral, new_cversion): the one place
+            # prep makes one, its slots stored without the constructor call.
+            crec: CreateTxn = _new(CreateTxn)
+            crec.path = path
+            crec.data = data
+            crec.acl = acl
+            crec.ephemeral = ephemeral
+            crec.parent_cversion = new_cversion
+            rec = crec
             owner = session_id if ephemeral else 0
-        parent = self._for_update(parent, zxid)
-        parent.child_count += 1
-        parent.cversion = new_cversion
-        self._add(parent)
-        node: ChangeRecord = _new(ChangeRecord)
-        _init_change(node, zxid, path, True, data, acl, 0, 0, 0, owner, 0)
-        self._add(node)
+        self._put(
+            zxid, parent.path, True, parent.data, pacl, parent.version, new_cversion,
+            parent.aversion, powner, parent.child_count + 1,
+        )
+        self._put(zxid, path, True, data, acl, 0, 0, 0, owner, 0)
         return rec
 
     def _delete(self, op: int, req: Any, zxid: int, session_id: int, auth_ids: _Ids) -> TxnRecord:
@@ -219,10 +219,8 @@ class TxnBuilders(Outstanding):
             raise KeeperError(Err.BADVERSION, path)
         if node.child_count > 0:
             raise KeeperError(Err.NOTEMPTY, path)
-        parent = self._for_update(parent, zxid)
-        parent.child_count -= 1
-        self._add(parent)
-        self._add(ChangeRecord(zxid, path, False))
+        self._child_removed(parent, zxid)
+        self._put(zxid, path, False)
         return DeleteTxn(path)
 
     def _delete_container(self, op: int, req: Any, zxid: int, session_id: int, auth_ids: _Ids) -> TxnRecord:
@@ -235,10 +233,8 @@ class TxnBuilders(Outstanding):
             raise KeeperError(Err.NOTEMPTY, path)
         if _is_normal_ephemeral(node.ephemeral_owner, self.extended_types):
             raise KeeperError(Err.BADVERSION, path)
-        parent = self._for_update(self._record(parent_path), zxid)
-        parent.child_count -= 1
-        self._add(parent)
-        self._add(ChangeRecord(zxid, path, False))
+        self._child_removed(self._record(parent_path), zxid)
+        self._put(zxid, path, False)
         return DeleteTxn(path)
 
     @staticmethod
@@ -253,12 +249,13 @@ class TxnBuilders(Outstanding):
 
     def _set_data(self, op: int, req: Any, zxid: int, session_id: int, auth_ids: _Ids) -> TxnRecord:
         # The hottest write, so its lookups are written out here (what
-        # _validate_known + _record + _check_acl + _for_update + _add do, in the
-        # same order): one ChangeRecord built, straight from the tree node.
+        # _validate_known + _record + _check_acl do, in the same order): the node
+        # is read from the tree without a zxid -1 record in between.
         if type(req) is not SetDataRequest and not isinstance(req, SetDataRequest):
             raise KeeperError(Err.MARSHALLINGERROR)
         path = req.path
         prev = self.by_path.get(path)
+        cur: ChangeRecord | DataNode
         if prev is None:
             tree = self.tree
             node = tree.nodes.get(path)
@@ -266,44 +263,36 @@ class TxnBuilders(Outstanding):
                 if path_error(path) is not None:
                     raise KeeperError(Err.BADARGUMENTS, path)
                 raise KeeperError(Err.NONODE, path)
-            tnode: DataNode = node
+            cur = node
             acl_id = node.acl
             acl = OPEN_ACL_UNSAFE if acl_id == -1 else tree.acl_cache.get(acl_id)
-            cur_version = node.version
-            cur_data = node.data
+            c = node.children
+            child_count = 0 if c is None else len(c)
         else:
             if not prev.exists:
                 raise KeeperError(Err.NONODE, path)
+            cur = prev
             acl = prev.acl
-            cur_version = prev.version
-            cur_data = prev.data
+            child_count = prev.child_count
         if acl is not OPEN_ACL_UNSAFE and not self.skip_acl and not acl_check(acl, _PERM_WRITE, auth_ids):
             raise KeeperError(Err.NOAUTH, path)
         data = req.data
         if self.enforce_quota:
-            self._check_quota(path, cur_data, data)
+            self._check_quota(path, cur.data, data)
         version = req.version
+        cur_version = cur.version
         if version != -1 and version != cur_version:
             raise KeeperError(Err.BADVERSION, path)
         new_version = cur_version + 1 if cur_version != _INT_MAX else -0x80000000
-        rec: ChangeRecord = _new(ChangeRecord)
-        if prev is None:
-            c = tnode.children
-            _init_change(
-                rec, zxid, path, True, data, acl, new_version, tnode.cversion, tnode.aversion,
-                tnode.ephemeral_owner, 0 if c is None else len(c),
-            )
-        else:
-            _init_change(
-                rec, zxid, path, True, data, acl, new_version, prev.cversion, prev.aversion,
-                prev.ephemeral_owner, prev.child_count,
-            )
-        self._changes.append(rec)
-        self.by_path[path] = rec
-        if self._undo is not None:
-            self._undo.append((path, prev))
+        self._put(
+            zxid, path, True, data, acl, new_version, cur.cversion, cur.aversion, cur.ephemeral_owner, child_count
+        )
+        # SetDataTxn(path, data, new_version): the one place prep makes one, its
+        # slots stored without the constructor call.
         txn: SetDataTxn = _new(SetDataTxn)
-        _init_set_data_txn(txn, path, data, new_version)
+        txn.path = path
+        txn.data = data
+        txn.version = new_version
         return txn
 
     def _set_acl(self, op: int, req: Any, zxid: int, session_id: int, auth_ids: _Ids) -> TxnRecord:
@@ -317,12 +306,12 @@ class TxnBuilders(Outstanding):
         if req.version != -1 and req.version != node.aversion:
             raise KeeperError(Err.BADVERSION, path)
         new_version = _inc32(node.aversion)
-        node = self._for_update(node, zxid)
-        node.aversion = new_version
         # ZooKeeper leaves the record's old ACL here; a pipelined op behind this
         # one must be checked against the new ACL, so we keep the new one.
-        node.acl = acl
-        self._add(node)
+        self._put(
+            zxid, path, True, node.data, acl, node.version, node.cversion, new_version,
+            node.ephemeral_owner, node.child_count,
+        )
         return SetACLTxn(path, acl, new_version)
 
     def _check(self, op: int, req: Any, zxid: int, session_id: int, auth_ids: _Ids) -> TxnRecord:
