@@ -64,19 +64,14 @@ from ..protocol.txn import (
 from .auth import AuthRegistry
 from .codes import (
     MULTI_OPS,
-    T_CHECK,
     T_CLOSE_SESSION,
     T_CREATE,
     T_CREATE2,
-    T_CREATE_CONTAINER,
     T_CREATE_SESSION,
-    T_CREATE_TTL,
-    T_DELETE,
     T_DELETE_CONTAINER,
     T_ERROR,
     T_MULTI,
     T_RECONFIG,
-    T_SET_ACL,
     T_SET_DATA,
 )
 from .prep_changes import ChangeRecord, TreeView, parse_stats_track
@@ -188,11 +183,8 @@ class Prep(TxnBuilders):
             # TxnHeader(session_id, cxid, zxid, now, op): the one place a write's
             # header is made, its slots stored without the constructor call.
             hdr: TxnHeader = _new(TxnHeader)
-            hdr.client_id = session_id
-            hdr.cxid = cxid
-            hdr.zxid = zxid
-            hdr.time = now
-            hdr.type = op
+            hdr.client_id, hdr.cxid = session_id, cxid
+            hdr.zxid, hdr.time, hdr.type = zxid, now, op  # (<= 3 at once: no tuple made)
             return hdr, rec
         if op in _READ_OPS:  # reads: they make no txn, only the session check
             if self.sessions is not None:
@@ -297,18 +289,22 @@ class Prep(TxnBuilders):
             paths
         )
 
-    # -- quotas ---------------------------------------------------------------
-
 
 #: Every write op's txn builder: prepare and a multi's sub-ops call them as
 #: ``build(prep, op, request, zxid, session_id, auth_ids)``.
 _OPS: dict[int, _Builder] = {
-    **dict.fromkeys((T_CREATE, T_CREATE2, T_CREATE_CONTAINER, T_CREATE_TTL), TxnBuilders._create),
-    T_DELETE: TxnBuilders._delete,
-    T_DELETE_CONTAINER: TxnBuilders._delete_container,
-    T_SET_DATA: TxnBuilders._set_data,
-    T_SET_ACL: TxnBuilders._set_acl,
-    T_CHECK: TxnBuilders._check,
+    int(op): build
+    for op, build in (
+        (OpCode.create, TxnBuilders._create),
+        (OpCode.create2, TxnBuilders._create),
+        (OpCode.createContainer, TxnBuilders._create),
+        (OpCode.createTTL, TxnBuilders._create),
+        (OpCode.delete, TxnBuilders._delete),
+        (OpCode.deleteContainer, TxnBuilders._delete_container),
+        (OpCode.setData, TxnBuilders._set_data),
+        (OpCode.setACL, TxnBuilders._set_acl),
+        (OpCode.check, TxnBuilders._check),
+    )
 }
 _set_data = _OPS[T_SET_DATA]
 _create = _OPS[T_CREATE]

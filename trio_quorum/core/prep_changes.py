@@ -187,36 +187,22 @@ class Outstanding:
         return path in self.tree.nodes
 
     def _put(
-        self,
-        zxid: int,
-        path: str,
-        exists: bool,
-        data: bytes = b"",
-        acl: tuple[ACL, ...] = (),
-        version: int = 0,
-        cversion: int = 0,
-        aversion: int = 0,
-        ephemeral_owner: int = 0,
-        child_count: int = 0,
+        self, zxid: int, path: str, exists: bool, data: bytes = b"", acl: tuple[ACL, ...] = (),
+        version: int = 0, cversion: int = 0, aversion: int = 0, ephemeral_owner: int = 0, child_count: int = 0,
     ) -> None:
         """Add the record of ``path`` as of ``zxid`` (a pending delete when not
         ``exists``): the one place records are made and added.
 
         The record's slots are stored here rather than through
         ``ChangeRecord(...)``: prep makes one or two per write, and the
-        constructor call would cost as much again as the rest of this.
+        constructor call would cost as much again as the rest of this.  (At
+        most three names per assignment: up to three, no tuple is made.)
         """
         rec: ChangeRecord = _new(ChangeRecord)
-        rec.zxid = zxid
-        rec.path = path
-        rec.exists = exists
-        rec.data = data
-        rec.acl = acl
-        rec.version = version
-        rec.cversion = cversion
-        rec.aversion = aversion
-        rec.ephemeral_owner = ephemeral_owner
-        rec.child_count = child_count
+        rec.zxid, rec.path, rec.exists = zxid, path, exists
+        rec.data, rec.acl, rec.version = data, acl, version
+        rec.cversion, rec.aversion = cversion, aversion
+        rec.ephemeral_owner, rec.child_count = ephemeral_owner, child_count
         self._changes.append(rec)
         by_path = self.by_path
         undo = self._undo

@@ -193,11 +193,8 @@ class TxnBuilders(Outstanding):
             # CreateTxn(path, data, acl, ephemeral, new_cversion): the one place
             # prep makes one, its slots stored without the constructor call.
             crec: CreateTxn = _new(CreateTxn)
-            crec.path = path
-            crec.data = data
-            crec.acl = acl
-            crec.ephemeral = ephemeral
-            crec.parent_cversion = new_cversion
+            crec.path, crec.data, crec.acl = path, data, acl  # (<= 3 at once: no tuple made)
+            crec.ephemeral, crec.parent_cversion = ephemeral, new_cversion
             rec = crec
             owner = session_id if ephemeral else 0
         self._put(
@@ -285,14 +282,13 @@ class TxnBuilders(Outstanding):
             raise KeeperError(Err.BADVERSION, path)
         new_version = cur_version + 1 if cur_version != _INT_MAX else -0x80000000
         self._put(
-            zxid, path, True, data, acl, new_version, cur.cversion, cur.aversion, cur.ephemeral_owner, child_count
+            zxid, path, True, data, acl, new_version, cur.cversion, cur.aversion, cur.ephemeral_owner,
+            child_count,
         )
         # SetDataTxn(path, data, new_version): the one place prep makes one, its
         # slots stored without the constructor call.
         txn: SetDataTxn = _new(SetDataTxn)
-        txn.path = path
-        txn.data = data
-        txn.version = new_version
+        txn.path, txn.data, txn.version = path, data, new_version
         return txn
 
     def _set_acl(self, op: int, req: Any, zxid: int, session_id: int, auth_ids: _Ids) -> TxnRecord:
