@@ -1,17 +1,22 @@
-"""The write path's fast paths in prep, the tree and final give what the general code gives.
+"""The write path's hot writes in prep, the tree and final give what the general code gives.
 
-Each test runs the same random sequence of setData / create / create2 (and a
-few other ops) twice: once through the fast path the server takes, once
-through the general code the fast path short-cuts, and compares every
-result and the complete state after each step:
+setData and create are tested first in ``Prep.prepare``, ``DataTree.apply``
+and ``Final.write``/``write_frame``, which then call the very function (or
+table entry) the general lookup would find: the first test checks that
+identity.  The others run the same random sequence of setData / create /
+create2 (and a few other ops) twice, once as the server does and once
+through the general code, and compare every result and the complete state
+after each step:
 
-* ``Prep.prepare`` (records built by ``_new`` + their ``__init__``) against
-  the ``_ops`` table's builder with ``TxnHeader(...)``; ``Prep.released`` dropping everything at once against
+* ``Prep.prepare`` (a write's TxnHeader and the SetDataTxn/CreateTxn made by
+  storing their slots) against the ``_OPS`` table's builder with
+  ``TxnHeader(...)``; ``Prep.released`` dropping everything at once against
   releasing one zxid at a time.
 * ``DataTree.apply`` of a txn against the same txn as the sub-txn of a
   multi (the multi's applier goes back through apply), with and without
   quotas, data/child watches and an ACL filter.
-* ``Final.write`` against ``Final._outcome`` of an apply, and
+* ``Final.write`` (bodies made with ``_new`` + the slot setter) against
+  ``Final._outcome`` of an apply (bodies made by their class), and
   ``Final.write_frame`` (Stat/path bodies encoded straight from the result)
   against ``encode_reply`` of ``Final.write``.
 """
@@ -23,6 +28,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from trio_quorum.core import datatree, final, prep
 from trio_quorum.core.datatree import ApplyResult, DataTree
 from trio_quorum.core.final import Final
 from trio_quorum.core.prep import _OPS, ERROR_TYPE, ChangeRecord, Prep
@@ -57,6 +63,14 @@ _ops = st.lists(
     ),
     max_size=40,
 )
+
+
+def test_hot_writes_take_the_table_entries() -> None:
+    """The setData/create shortcuts skip only the lookup, never the table's code."""
+    assert datatree._apply_set_data is datatree._APPLIERS[_SET][1]
+    assert datatree._apply_create is datatree._APPLIERS[_CREATE][1] is datatree._APPLIERS[_CREATE2][1]
+    assert prep._set_data is prep._OPS[_SET] and prep._create is prep._OPS[_CREATE]
+    assert final._SET_DATA_BODY is final._LONE_BODY[_SET] and final._CREATE_BODY is final._LONE_BODY[_CREATE]
 
 
 def _rc_fields(rc: ApplyResult) -> tuple[Any, ...]:

@@ -10,7 +10,8 @@ snapshots and rebuilds itself from one (:mod:`trio_quorum.core.tree_snapshot`).
 Every txn type has one applier, found in :data:`_APPLIERS` with the record
 class it takes, and :meth:`DataTree.apply` is the one dispatch: a multi's
 sub-txns go through it too.  There is no second copy of any op for speed:
-the appliers are the fast code.
+the appliers are the fast code; apply asks for setData and create before
+the lookup and calls the very applier the table holds for them.
 
 Invariants:
 
