@@ -210,8 +210,9 @@ class Final:
         typ = hdr.type
         lone = _SET_DATA_BODY if typ == T_SET_DATA else _CREATE_BODY if typ == T_CREATE else _LONE_BODY.get(typ)
         if lone is not None and not rc.err:  # a body of the result's Stat or path alone
-            body: Any = _new(lone[0])
-            lone[1](body, rc.path if lone[2] else rc.stat)
+            cls, set_field, by_path = lone
+            body: Any = _new(cls)
+            set_field(body, rc.path if by_path else rc.stat)
             return _new_tuple(Outcome, (OK, body, tree.last_processed_zxid, rc.events, rc))
         return self._outcome(typ, rec, rc, tree.last_processed_zxid)
 
