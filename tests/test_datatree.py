@@ -312,6 +312,22 @@ def test_multi_rejects_nested_or_foreign_subtypes() -> None:
     f = Feed()
     r = f(OpCode.multi, MultiTxn(((OpCode.createSession, CreateSessionTxn(1)),)))
     assert r.err == Err.BADARGUMENTS
+    # A closeSession inside a multi is refused, not applied: the session's
+    # ephemeral stays, and the refused sub-op has a result of its own.
+    f.create("/e", session=5, ephemeral=True)
+    before = f.tree.dump()
+    r = f(
+        OpCode.multi,
+        MultiTxn(((OpCode.closeSession, CloseSessionTxn(("/e",))), (OpCode.check, CheckVersionTxn("/e", 1)))),
+        session=5,
+    )
+    assert r.err == Err.BADARGUMENTS
+    assert [(s.type, s.err, s.path, s.stat, s.multi, s.zxid) for s in r.multi or ()] == [
+        (OpCode.closeSession, Err.BADARGUMENTS, None, None, None, f.zxid),
+        (OpCode.check, 0, "/e", None, None, f.zxid),
+    ]
+    assert f.tree.dump() == before and f.tree.ephemerals == {5: {"/e"}}
+    assert f.tree.last_processed_zxid == f.zxid
 
 
 def test_watch_events_from_apply() -> None:

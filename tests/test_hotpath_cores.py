@@ -1,20 +1,24 @@
-"""The write path's fast paths in prep, the tree and final give what the general code gives.
+"""The write path's hot writes in prep, the tree and final give what the general code gives.
 
-Each test runs the same random sequence of setData / create / create2 (and a
-few other ops) twice: once through the fast path the server takes, once
-through the general code the fast path short-cuts, and compares every
-result and the complete state after each step:
+setData and create are tested first in ``Prep.prepare``, ``DataTree.apply``
+and ``Final.write``/``write_frame``, which then call the very function (or
+table entry) the general lookup would find: the first test checks that
+identity.  The others run the same random sequence of setData / create /
+create2 (and a few other ops) twice, once as the server does and once
+through the general code, and compare every result and the complete state
+after each step:
 
-* ``Prep.prepare`` (setData/create dispatched without the handler table,
-  records built without ``__init__``) against the handler path with
+* ``Prep.prepare`` (a write's TxnHeader and the SetDataTxn/CreateTxn made by
+  storing their slots) against the ``_OPS`` table's builder with
   ``TxnHeader(...)``; ``Prep.released`` dropping everything at once against
   releasing one zxid at a time.
-* ``DataTree.apply`` (setData/create/create2 without ``_process``, setData's
-  stat inlined, DataNode/ApplyResult built in place) against ``_process``,
-  with and without quotas, data/child watches and an ACL filter.
-* ``Final.write`` (setData/create Outcome built directly) against
-  ``Final._outcome``, and ``Final.write_frame`` against ``encode_reply`` of
-  ``Final.write``.
+* ``DataTree.apply`` of a txn against the same txn as the sub-txn of a
+  multi (the multi's applier goes back through apply), with and without
+  quotas, data/child watches and an ACL filter.
+* ``Final.write`` (bodies made with ``_new`` + the slot setter) against
+  ``Final._outcome`` of an apply (bodies made by their class), and
+  ``Final.write_frame`` (Stat/path bodies encoded straight from the result)
+  against ``encode_reply`` of ``Final.write``.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from trio_quorum.core import datatree, final, prep
 from trio_quorum.core.datatree import ApplyResult, DataTree
 from trio_quorum.core.final import Final
-from trio_quorum.core.prep import ERROR_TYPE, ChangeRecord, Prep
+from trio_quorum.core.prep import _OPS, ERROR_TYPE, ChangeRecord, Prep
 from trio_quorum.core.sessions import SessionTracker
 from trio_quorum.protocol.consts import KeeperError, OpCode
 from trio_quorum.protocol.data import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
@@ -35,6 +40,7 @@ from trio_quorum.protocol.txn import (
     CreateTxn,
     DeleteTxn,
     ErrorTxn,
+    MultiTxn,
     SetDataTxn,
     TxnHeader,
     TxnRecord,
@@ -44,6 +50,7 @@ SID = 0x100000000000001
 NOW = 1_700_000_000_000
 PATHS = ["/a", "/a/b", "/a/b/c", "/x", "/a/x", "/zookeeper/quota/a/zookeeper_limits", "/a/"]
 _SET, _CREATE, _CREATE2, _DELETE = int(OpCode.setData), int(OpCode.create), int(OpCode.create2), int(OpCode.delete)
+_MULTI = int(OpCode.multi)
 DIGEST = Id("digest", "u:x")
 
 _ops = st.lists(
@@ -56,6 +63,14 @@ _ops = st.lists(
     ),
     max_size=40,
 )
+
+
+def test_hot_writes_take_the_table_entries() -> None:
+    """The setData/create shortcuts skip only the lookup, never the table's code."""
+    assert datatree._apply_set_data is datatree._APPLIERS[_SET][1]
+    assert datatree._apply_create is datatree._APPLIERS[_CREATE][1] is datatree._APPLIERS[_CREATE2][1]
+    assert prep._set_data is prep._OPS[_SET] and prep._create is prep._OPS[_CREATE]
+    assert final._SET_DATA_BODY is final._LONE_BODY[_SET] and final._CREATE_BODY is final._LONE_BODY[_CREATE]
 
 
 def _rc_fields(rc: ApplyResult) -> tuple[Any, ...]:
@@ -114,10 +129,14 @@ def test_apply_fast_paths_are_the_general_apply(ops: list[Any], quota: bool, acl
         zxid += 1
         hdr, rec = _txn(op, path, data, arg, acl, zxid)
         got = fast.apply(hdr, rec)
-        events: list[Any] = []
-        want = general._process(hdr, hdr.type, rec, events)
-        want.events = events
-        general.last_processed_zxid = max(general.last_processed_zxid, hdr.zxid)
+        # The same txn as the only sub-txn of a multi (the general path: the
+        # multi's applier re-enters apply with a header of the sub-txn's type).
+        mhdr = TxnHeader(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, _MULTI)
+        multi = general.apply(mhdr, MultiTxn(((hdr.type, rec),)))
+        assert multi.multi is not None and len(multi.multi) == 1 and multi.err == got.err
+        want = multi.multi[0]
+        assert want.events == []  # the multi's result carries them
+        want.events = multi.events
         assert _rc_fields(got) == _rc_fields(want)
         assert _tree_state(fast) == _tree_state(general)
         if got.stat is not None:  # the inlined stat packing is DataNode.stat_bytes()
@@ -195,8 +214,8 @@ def test_prepare_fast_paths_are_the_handler_path(ops: list[Any], applies: list[i
         try:
             if general.sessions is not None:
                 general.sessions.check_session(SID, "conn")
-            typ, rec = general._ops[opcode](opcode, req, zxid, NOW, SID, ids)
-            want: tuple[TxnHeader, TxnRecord] = (TxnHeader(SID, n, zxid, NOW, typ), rec)
+            rec = _OPS[opcode](general, opcode, req, zxid, SID, ids)
+            want: tuple[TxnHeader, TxnRecord] = (TxnHeader(SID, n, zxid, NOW, opcode), rec)
         except KeeperError as e:
             want = (TxnHeader(SID, n, zxid, NOW, ERROR_TYPE), ErrorTxn(int(e.code)))
         assert got is not None

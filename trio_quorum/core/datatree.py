@@ -3,8 +3,15 @@
 :class:`DataTree` applies committed transactions (:meth:`DataTree.apply`, ZooKeeper's
 ``DataTree.processTxn``), answers the lookups reads need, keeps the session ->
 ephemeral index, the container/TTL sets, the reference-counted ACL cache, quota
-statistics, and the watch tables (:class:`~trio_quorum.core.watches.WatchManager`).
-It also walks itself for snapshots and rebuilds itself from one.
+statistics (:class:`~trio_quorum.core.quota.QuotaStats`), and the watch tables
+(:class:`~trio_quorum.core.watches.WatchManager`).  It also walks itself for
+snapshots and rebuilds itself from one (:mod:`trio_quorum.core.tree_snapshot`).
+
+Every txn type has one applier, found in :data:`_APPLIERS` with the record
+class it takes, and :meth:`DataTree.apply` is the one dispatch: a multi's
+sub-txns go through it too.  There is no second copy of any op for speed:
+the appliers are the fast code; apply asks for setData and create before
+the lookup and calls the very applier the table holds for them.
 
 Invariants:
 
@@ -21,26 +28,18 @@ Invariants:
   idempotent: a create whose node is already there still raises the parent's
   cversion/pzxid to the txn's, a delete of a missing child still moves the
   parent's pzxid (both only forwards).
-* ``last_processed_zxid`` only grows, and moves after the whole txn (a multi
-  included) is applied.
+* ``last_processed_zxid`` only grows; it is the txn's zxid once the txn (a
+  multi with all its sub-txns) is applied.
 * Time is ``TxnHeader.time``; this module reads no clock and does no IO.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from operator import mul as _mul
+from typing import Any
 
-from ..protocol.consts import EPHEMERAL_CONTAINER, TTL_MASK, Err, EventType, OpCode
-from ..protocol.data import (
-    ACL,
-    OPEN_ACL_UNSAFE,
-    OPEN_UNSAFE_ACL_ID,
-    READ_ACL_UNSAFE,
-    STAT_STRUCT,
-    ttl_owner,
-)
+from ..protocol.consts import EPHEMERAL_CONTAINER, TTL_MASK, EventType
+from ..protocol.data import ACL, OPEN_ACL_UNSAFE, OPEN_UNSAFE_ACL_ID, READ_ACL_UNSAFE, ttl_owner
 from ..protocol.txn import (
     CheckVersionTxn,
     CloseSessionTxn,
@@ -56,7 +55,38 @@ from ..protocol.txn import (
     TxnHeader,
     TxnRecord,
 )
+from .codes import (
+    BADARGUMENTS,
+    MULTI_OPS,
+    NODEEXISTS,
+    NONODE,
+    OK,
+    RUNTIMEINCONSISTENCY,
+    T_CHECK,
+    T_CLOSE_SESSION,
+    T_CREATE,
+    T_CREATE2,
+    T_CREATE_CONTAINER,
+    T_CREATE_SESSION,
+    T_CREATE_TTL,
+    T_DELETE,
+    T_DELETE_CONTAINER,
+    T_ERROR,
+    T_MULTI,
+    T_RECONFIG,
+    T_SET_ACL,
+    T_SET_DATA,
+)
 from .node import AclCache, DataNode
+from .quota import (
+    LIMIT_NODE,
+    QUOTA_ROOT,
+    STAT_NODE,
+    QuotaStats,
+    format_stats_track,
+    parse_stats_track,
+)
+from .tree_snapshot import java_hashset_order, java_string_hash, load, walk
 from .watches import WatchEvent, WatchManager
 
 __sans_io__ = True
@@ -73,43 +103,21 @@ __all__ = [
     "format_stats_track",
 ]
 
-QUOTA_ROOT = "/zookeeper/quota"
-LIMIT_NODE = "zookeeper_limits"
-STAT_NODE = "zookeeper_stats"
 CONFIG_NODE = "/zookeeper/config"
+#: The walk's child order (re-exported under its name from before the split).
+_java_hashset_order = java_hashset_order
 
 _NODE_CREATED = int(EventType.NodeCreated)
 _NODE_DELETED = int(EventType.NodeDeleted)
 _NODE_DATA_CHANGED = int(EventType.NodeDataChanged)
 _NODE_CHILDREN_CHANGED = int(EventType.NodeChildrenChanged)
-_OK = 0
-_NONODE = int(Err.NONODE)
-_NODEEXISTS = int(Err.NODEEXISTS)
-_BADARGUMENTS = int(Err.BADARGUMENTS)
-_RUNTIMEINCONSISTENCY = int(Err.RUNTIMEINCONSISTENCY)
-_T_setData = int(OpCode.setData)
-_T_create = int(OpCode.create)
-_T_create2 = int(OpCode.create2)
-_T_delete = int(OpCode.delete)
-_T_deleteContainer = int(OpCode.deleteContainer)
-_T_setACL = int(OpCode.setACL)
-_T_closeSession = int(OpCode.closeSession)
-_T_error = int(OpCode.error)
-_T_check = int(OpCode.check)
-_T_multi = int(OpCode.multi)
-_T_createSession = int(OpCode.createSession)
-_T_reconfig = int(OpCode.reconfig)
-_CREATE_TYPES = frozenset(
-    int(t) for t in (OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer)
-)
-
-_CreateRec = CreateTxn | CreateContainerTxn | CreateTTLTxn
-_pack_stat = STAT_STRUCT.pack
 _new = object.__new__
 
 
 class ApplyResult:
     """What applying one txn did (ZooKeeper's ``ProcessTxnResult``).
+
+    Made only by :meth:`DataTree.apply` (which stores every slot).
 
     ``stat`` is the packed 68-byte client Stat where the reply needs one
     (create2/createTTL/createContainer, setData, setACL), else ``None``.
@@ -119,23 +127,24 @@ class ApplyResult:
     """
 
     __slots__ = ("client_id", "cxid", "zxid", "type", "err", "path", "stat", "multi", "events")
-
-    def __init__(self, hdr: TxnHeader, typ: int, events: list[WatchEvent] | None = None) -> None:
-        self.client_id = hdr.client_id
-        self.cxid = hdr.cxid
-        self.zxid = hdr.zxid
-        self.type = typ
-        self.err = _OK
-        self.path: str | None = None
-        self.stat: bytes | None = None
-        self.multi: list[ApplyResult] | None = None
-        self.events: list[WatchEvent] = [] if events is None else events
+    client_id: int
+    cxid: int
+    zxid: int
+    type: int
+    err: int
+    path: str | None
+    stat: bytes | None
+    multi: list[ApplyResult] | None
+    events: list[WatchEvent]
 
     def __repr__(self) -> str:
         return (
             f"ApplyResult(type={self.type}, err={self.err}, path={self.path!r}, "
             f"zxid={self.zxid:#x}, multi={self.multi!r}, events={len(self.events)})"
         )
+
+
+_init_node = DataNode.__init__
 
 
 class _TxnFailed(Exception):
@@ -145,98 +154,10 @@ class _TxnFailed(Exception):
         self.err = err
 
 
-# ---------------------------------------------------------------- quota text
-
-
-_PAIRS_SEPARATOR = re.compile("[,;]+")
-
-
-def parse_stats_track(text: str) -> dict[str, int]:
-    """Parse ``StatsTrack`` text (``count=N,bytes=M[=;countHardLimit=..]``).
-
-    Raises ValueError on text ZooKeeper could not parse either.
-    """
-    out: dict[str, int] = {}
-    if not text:
-        return out
-    for pair in _PAIRS_SEPARATOR.split(text):
-        kv = pair.split("=")
-        while kv and kv[-1] == "":  # Java's String.split drops trailing empties
-            kv.pop()
-        if len(kv) < 2:
-            if kv and pair.endswith("="):
-                out[kv[0]] = -1
-                continue
-            raise ValueError(f"bad quota pair {pair!r}")
-        out[kv[0]] = int(kv[1]) if kv[1] else -1
-    return out
-
-
-def format_stats_track(stats: dict[str, int]) -> str:
-    """``StatsTrack.toString``: count and bytes first, other keys sorted after ``=``."""
-    s = f"count={stats.get('count', -1)},bytes={stats.get('bytes', -1)}"
-    extra = sorted(k for k in stats if k not in ("count", "bytes"))
-    if extra:
-        s += "=" + "".join(f";{k}={stats[k]}" for k in extra)
-    return s
-
-
-_M32 = 0xFFFFFFFF
-#: _POW31[n] = (31**(n-1), ..., 31, 1) mod 2**32: the weights of an n-char string.
-_POW31: dict[int, tuple[int, ...]] = {}
-
-
-def _pow31(n: int) -> tuple[int, ...]:
-    w = _POW31.get(n)
-    if w is None:
-        w = tuple(pow(31, n - 1 - i, 1 << 32) for i in range(n))
-        if n <= 512:
-            _POW31[n] = w
-    return w
-
-
-def java_string_hash(s: str) -> int:
-    """Java's ``String.hashCode`` as an unsigned 32-bit int (UTF-16 code units).
-
-    ASCII names (nearly all) take a C-speed weighted sum; snapshots hash every
-    child name of the tree, so this is on the snapshot's hot path.
-    """
-    if s.isascii():
-        h: int = sum(map(_mul, s.encode(), _pow31(len(s))))
-        return h & _M32
-    h = 0
-    for ch in s:
-        o = ord(ch)
-        if o > 0xFFFF:  # surrogate pair
-            o -= 0x10000
-            h = (31 * h + (0xD800 | (o >> 10))) & 0xFFFFFFFF
-            o = 0xDC00 | (o & 0x3FF)
-        h = (31 * h + o) & 0xFFFFFFFF
-    return h
-
-
-def _java_hashset_order(names: Iterable[str]) -> list[str]:
-    """Approximate iteration order of a ``java.util.HashSet<String>`` holding ``names``.
-
-    ZooKeeper's ``DataNode`` children set starts at capacity 8 and doubles past
-    a 0.75 load factor; iteration walks buckets in index order.  Within a
-    bucket Java keeps insertion order, which we do not know, so ties go by name.
-    """
-    lst = list(names)
-    n = len(lst)
-    cap = 8
-    while n > cap * 3 // 4:
-        cap *= 2
-    mask = cap - 1
-    keyed = [((h ^ (h >> 16)) & mask, name) for name, h in zip(lst, map(java_string_hash, lst), strict=True)]
-    keyed.sort()
-    return [name for _, name in keyed]
-
-
 # ---------------------------------------------------------------- the tree
 
 
-class DataTree:
+class DataTree(QuotaStats):
     """ZooKeeper's ``DataTree``: znodes, ephemerals, ACL cache, quotas, watches."""
 
     def __init__(self) -> None:
@@ -337,232 +258,104 @@ class DataTree:
         """Apply one committed txn (``DataTree.processTxn``) and return its result.
 
         Never raises for ZooKeeper-level failures; they are in ``result.err``.
-        ``rec`` may be ``None`` for a closeSession without a body.
+        ``rec`` may be ``None`` for a closeSession without a body.  The one
+        dispatch of every txn type (a multi's sub-txns come back through it).
         """
-        events: list[WatchEvent] = []
         typ = hdr.type
-        if (typ == _T_setData and type(rec) is SetDataTxn) or (
-            (typ == _T_create or typ == _T_create2) and type(rec) is CreateTxn
-        ):
-            # The hot writes, without _process's dispatch (same steps as there).
-            # ApplyResult(hdr, typ, events) built in place (no __init__ call).
-            rc = _new(ApplyResult)
-            rc.client_id = hdr.client_id
-            rc.cxid = hdr.cxid
-            rc.zxid = hdr.zxid
-            rc.type = typ
-            rc.err = _OK
-            rc.path = path = rec.path
-            rc.stat = None
-            rc.multi = None
-            rc.events = events
-            if isinstance(rec, SetDataTxn):
-                n = self.nodes.get(path)
-                if n is None:
-                    rc.err = _NONODE
-                elif self.quota_paths or self.watches._data:
-                    rc.stat = self._set_data(path, rec.data, rec.version, hdr.zxid, hdr.time, events)
-                else:
-                    # _set_data without quotas and data watches, inlined.
-                    data = rec.data
-                    zxid = hdr.zxid
-                    time = hdr.time
-                    version = rec.version
-                    self._data_size += len(data) - len(n.data)
-                    n.data = data
-                    n.mtime = time
-                    n.mzxid = zxid
-                    n.version = version
-                    c = n.children
-                    nc = 0 if c is None else len(c)
-                    eo = n.ephemeral_owner
-                    if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
-                        eo = 0
-                    rc.stat = _pack_stat(
-                        n.czxid, zxid, n.ctime, time, version, n.cversion * 2 - nc, n.aversion, eo,
-                        len(data), nc, n.pzxid,
-                    )
-            else:
-                try:
-                    node = self._create_node(
-                        path,
-                        rec.data,
-                        rec.acl,
-                        hdr.client_id if rec.ephemeral else 0,
-                        rec.parent_cversion,
-                        hdr.zxid,
-                        hdr.time,
-                        events,
-                    )
-                    if typ != _T_create:
-                        rc.stat = node.stat_bytes()
-                except _TxnFailed as e:
-                    if e.err == _NODEEXISTS:
-                        self._fuzzy_create_fixup(rec, hdr.zxid)
-                    rc.err = e.err
+        zxid = hdr.zxid
+        events: list[WatchEvent] = []
+        # The one place an ApplyResult is made: its slots stored here, without a
+        # constructor call (a call costs ~35 ns of a setData's ~1 us here).
+        rc: ApplyResult = _new(ApplyResult)
+        rc.client_id = hdr.client_id
+        rc.cxid = hdr.cxid
+        rc.zxid = zxid
+        rc.type = typ
+        rc.err = OK
+        rc.path = None
+        rc.stat = None
+        rc.multi = None
+        rc.events = events
+        # The hot writes ask first: the very applier _APPLIERS holds for them
+        # (and for the same record class), without the lookup.
+        if typ == T_SET_DATA and rec.__class__ is SetDataTxn:
+            applier: _Applier = _apply_set_data
+        elif (typ == T_CREATE or typ == T_CREATE2) and rec.__class__ is CreateTxn:
+            applier = _apply_create
         else:
-            rc = self._process(hdr, typ, rec, events)
-            rc.events = events
-        if hdr.zxid > self.last_processed_zxid:
-            self.last_processed_zxid = hdr.zxid
-        return rc
-
-    def _process(
-        self, hdr: TxnHeader, typ: int, rec: TxnRecord | None, events: list[WatchEvent]
-    ) -> ApplyResult:
-        rc = ApplyResult(hdr, typ)
-        expected = _RECORD_FOR_TYPE.get(typ)
-        if expected is None or not isinstance(rec, expected):
-            rc.err = _BADARGUMENTS  # unknown type or a record that does not match it
-            return rc
+            entry = _APPLIERS.get(typ)
+            # unknown type, or a record that does not match it: refused
+            applier = _apply_refused if entry is None or not isinstance(rec, entry[0]) else entry[1]
         try:
-            if typ == _T_setData:
-                assert isinstance(rec, SetDataTxn)
-                rc.path = rec.path
-                rc.stat = self._set_data(
-                    rec.path, rec.data, rec.version, hdr.zxid, hdr.time, events
-                )
-            elif typ in _CREATE_TYPES:
-                assert isinstance(rec, (CreateTxn, CreateContainerTxn, CreateTTLTxn))
-                rc.path = rec.path
-                if type(rec) is CreateTxn:
-                    owner = hdr.client_id if rec.ephemeral else 0
-                elif type(rec) is CreateContainerTxn:
-                    owner = EPHEMERAL_CONTAINER
-                else:
-                    assert isinstance(rec, CreateTTLTxn)
-                    owner = ttl_owner(rec.ttl)
-                try:
-                    node = self._create_node(
-                        rec.path,
-                        rec.data,
-                        rec.acl,
-                        owner,
-                        rec.parent_cversion,
-                        hdr.zxid,
-                        hdr.time,
-                        events,
-                    )
-                except _TxnFailed as e:
-                    if e.err == _NODEEXISTS:
-                        self._fuzzy_create_fixup(rec, hdr.zxid)
-                    raise
-                if typ != _T_create:
-                    rc.stat = node.stat_bytes()
-            elif typ in (_T_delete, _T_deleteContainer):
-                assert isinstance(rec, DeleteTxn)
-                rc.path = rec.path
-                self._delete_node(rec.path, hdr.zxid, events)
-            elif typ == _T_setACL:
-                assert isinstance(rec, SetACLTxn)
-                rc.path = rec.path
-                rc.stat = self._set_acl(rec.path, rec.acl, rec.version)
-            elif typ == _T_closeSession:
-                paths = rec.paths if isinstance(rec, CloseSessionTxn) else None
-                self._kill_session(hdr.client_id, hdr.zxid, paths, events)
-            elif typ == _T_error:
-                assert isinstance(rec, ErrorTxn)
-                rc.err = rec.err
-            elif typ == _T_check:
-                assert isinstance(rec, CheckVersionTxn)
-                rc.path = rec.path
-            elif typ == _T_multi:
-                assert isinstance(rec, MultiTxn)
-                self._multi(hdr, rec, rc, events)
-            elif typ == _T_createSession:
-                assert rec is None or isinstance(rec, CreateSessionTxn)
-            elif typ == _T_reconfig:
-                # A reconfig txn is a SetDataTxn on /zookeeper/config.
-                assert isinstance(rec, SetDataTxn)
-                rc.path = rec.path
-                rc.stat = self._set_data(
-                    rec.path, rec.data, rec.version, hdr.zxid, hdr.time, events
-                )
+            applier(self, hdr, rec, rc, events)
         except _TxnFailed as e:
             rc.err = e.err
+        if zxid > self.last_processed_zxid:
+            self.last_processed_zxid = zxid
         return rc
 
-    def _multi(
-        self, hdr: TxnHeader, rec: MultiTxn, rc: ApplyResult, events: list[WatchEvent]
-    ) -> None:
-        # A multi holding an ErrorTxn failed in prep: every sub-op becomes an
-        # error result (OK before the failure, RUNTIMEINCONSISTENCY after) and
-        # the tree does not change.
-        failed = any(t == OpCode.error for t, _ in rec.txns)
-        post_failed = False
-        results: list[ApplyResult] = []
-        for sub_type, sub_rec in rec.txns:
-            if sub_type == OpCode.error:
-                post_failed = True
-            elif failed:
-                sub_type = int(OpCode.error)
-                sub_rec = ErrorTxn(_RUNTIMEINCONSISTENCY if post_failed else _OK)
-            elif sub_type not in _MULTI_SUB_TYPES:
-                sub = ApplyResult(hdr, sub_type)
-                sub.err = _BADARGUMENTS
-                results.append(sub)
-                if rc.err == _OK:
-                    rc.err = _BADARGUMENTS
-                continue
-            sub = self._process(hdr, sub_type, sub_rec, events)
-            results.append(sub)
-            if sub.err != _OK and rc.err == _OK:
-                rc.err = sub.err
-        rc.multi = results
+    # The appliers: ``(self, hdr, rec, rc, events)``; they fill in ``rc`` and
+    # raise _TxnFailed for a failure ZooKeeper reports in the result.
 
-    # ------------------------------------------------------------ primitives
+    def _apply_set_data(self, hdr: TxnHeader, rec: SetDataTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        # setData, and reconfig (a SetDataTxn on /zookeeper/config)
+        rc.path = path = rec.path
+        n = self.nodes.get(path)
+        if n is None:
+            raise _TxnFailed(NONODE)
+        data = rec.data
+        last = n.data
+        n.data = data
+        n.mtime = hdr.time
+        n.mzxid = zxid = hdr.zxid
+        n.version = rec.version
+        rc.stat = n.stat_bytes()
+        self._data_size += len(data) - len(last)
+        if self.quota_paths:
+            self._quota_moved(path, len(data) - len(last), 0)
+        w = self.watches
+        if w._data:
+            evs = w.trigger(path, _NODE_DATA_CHANGED, zxid)
+            if evs:
+                self._deliver(evs, None, None, events, n)
 
-    def _create_node(
-        self,
-        path: str,
-        data: bytes,
-        acl: tuple[ACL, ...],
-        owner: int,
-        parent_cversion: int,
-        zxid: int,
-        time: int,
-        events: list[WatchEvent],
-    ) -> DataNode:
-        i = path.rfind("/")
-        if i < 0 or len(path) < 2 or path[-1] == "/":
-            raise _TxnFailed(_BADARGUMENTS)
-        parent_name = path[:i] or "/"
-        child_name = path[i + 1 :]
-        parent = self.nodes.get(parent_name)
-        if parent is None:
-            raise _TxnFailed(_NONODE)
+    def _apply_create(self, hdr: TxnHeader, rec: _CreateRec, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        # create, create2, createContainer, createTTL
+        rc.path = path = rec.path
+        if rec.__class__ is CreateTxn:
+            owner = hdr.client_id if rec.ephemeral else 0  # type: ignore[union-attr,unused-ignore]
+        elif rec.__class__ is CreateContainerTxn:
+            owner = EPHEMERAL_CONTAINER
+        else:
+            owner = ttl_owner(rec.ttl)  # type: ignore[union-attr]
+        parent_name, child_name, parent = self._parent_of(path)
+        zxid = hdr.zxid
+        # setCversionPzxid: the parent's cversion (-1: one more) and pzxid move,
+        # only ever forwards (a replayed create whose node was created and
+        # deleted inside a fuzzy snapshot's range must not move them back), and
+        # whether or not the child is already there: ZooKeeper's processTxn does
+        # it again after NODEEXISTS (for create only; we do it for every create
+        # kind, which only moves them forwards), which makes replay idempotent.
+        cversion = rec.parent_cversion
+        if cversion == -1:
+            cversion = parent.cversion + 1
+        if cversion > parent.cversion:
+            parent.cversion = cversion
+            parent.pzxid = zxid
         children = parent.children
         if children is not None and child_name in children:
-            # Fuzzy-snapshot safety (ZooKeeper interns the ACL first): the
-            # existing node may reference an ACL id the snapshot's cache lacks.
-            existing = self.nodes.get(path)
-            if existing is not None and existing.acl != -1:
-                try:
-                    self.acl_cache.get(existing.acl)
-                except KeyError:
-                    existing.acl = self.acl_cache.intern(acl)
-            raise _TxnFailed(_NODEEXISTS)
-        if parent_cversion == -1:
-            parent_cversion = parent.cversion + 1
-        # Replaying a create whose node was created and deleted inside the
-        # fuzzy range must not move cversion/pzxid backwards.
-        if parent_cversion > parent.cversion:
-            parent.cversion = parent_cversion
-            parent.pzxid = zxid
-        # DataNode(data, acl id, zxid, zxid, time, time, 0, 0, 0, owner, zxid), in place
-        node = _new(DataNode)
-        node.data = data
-        node.acl = OPEN_UNSAFE_ACL_ID if acl is OPEN_ACL_UNSAFE else self.acl_cache.intern(acl)
-        node.czxid = zxid
-        node.mzxid = zxid
-        node.ctime = time
-        node.mtime = time
-        node.version = 0
-        node.cversion = 0
-        node.aversion = 0
-        node.ephemeral_owner = owner
-        node.pzxid = zxid
-        node.children = None
+            self._fuzzy_create_fixup(rec)
+            raise _TxnFailed(NODEEXISTS)
+        acl = rec.acl
+        data = rec.data
+        time = hdr.time
+        node: DataNode = _new(DataNode)
+        _init_node(
+            node,
+            data,
+            OPEN_UNSAFE_ACL_ID if acl is OPEN_ACL_UNSAFE else self.acl_cache.intern(acl),
+            zxid, zxid, time, time, 0, 0, 0, owner, zxid,
+        )
         if children is None:
             parent.children = {child_name}
         else:
@@ -570,68 +363,116 @@ class DataTree:
         self.nodes[path] = node
         self._data_size += len(path) + len(data)
         if owner:
-            if owner == EPHEMERAL_CONTAINER:
-                self.containers.add(path)
-            elif owner < 0 and owner & TTL_MASK == TTL_MASK:
-                self.ttls.add(path)
-            else:
-                s = self.ephemerals.get(owner)
-                if s is None:
-                    self.ephemerals[owner] = {path}
-                else:
-                    s.add(path)
+            self._owned_by(owner, True).add(path)
         if parent_name.startswith(QUOTA_ROOT):
-            if child_name == LIMIT_NODE:
-                real = parent_name[len(QUOTA_ROOT) :]
-                if real and real != "/":
-                    self.quota_paths.add(real)
-            elif child_name == STAT_NODE:
-                self._update_quota_for_path(parent_name[len(QUOTA_ROOT) :])
+            self._quota_node_created(parent_name, child_name)
         if self.quota_paths:
-            prefix = self._max_prefix_with_quota(path)
-            if prefix is not None:
-                self._update_quota_stat(prefix, len(data), 1)
+            self._quota_moved(path, len(data), 1)
         w = self.watches
         if w._data or w._child:
             evs = w.trigger(path, _NODE_CREATED, zxid)
             if evs:
                 self._deliver(evs, acl, parent, events)
-        return node
+        if rc.type != T_CREATE:
+            rc.stat = node.stat_bytes()
 
-    def _fuzzy_create_fixup(self, rec: _CreateRec, zxid: int) -> None:
-        """``setCversionPzxid`` after NODEEXISTS on replay (see processTxn).
+    def _apply_delete(self, hdr: TxnHeader, rec: DeleteTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        # delete, deleteContainer
+        rc.path = rec.path
+        self._delete_node(rec.path, hdr.zxid, events)
 
-        ZooKeeper 3.8 does this for ``create`` only; we do it for every create
-        kind, which only ever moves cversion/pzxid forwards to the txn's values.
-        """
-        path = rec.path
-        node = self.nodes.get(path)
+    def _apply_set_acl(self, hdr: TxnHeader, rec: SetACLTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        rc.path = path = rec.path
+        n = self.nodes.get(path)
+        if n is None:
+            raise _TxnFailed(NONODE)
+        self.acl_cache.release(n.acl)
+        n.aversion = rec.version
+        n.acl = self.acl_cache.intern(rec.acl)
+        rc.stat = n.stat_bytes()
+
+    def _apply_close_session(
+        self, hdr: TxnHeader, rec: CloseSessionTxn | None, rc: ApplyResult, events: list[WatchEvent]
+    ) -> None:
+        self._kill_session(hdr.client_id, hdr.zxid, None if rec is None else rec.paths, events)
+
+    def _apply_error(self, hdr: TxnHeader, rec: ErrorTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        rc.err = rec.err
+
+    def _apply_check(self, hdr: TxnHeader, rec: CheckVersionTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        rc.path = rec.path
+
+    def _apply_refused(self, hdr: TxnHeader, rec: Any, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        rc.err = BADARGUMENTS
+
+    def _apply_nothing(self, hdr: TxnHeader, rec: Any, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        pass  # createSession: the session tracker's business, not the tree's
+
+    def _apply_multi(self, hdr: TxnHeader, rec: MultiTxn, rc: ApplyResult, events: list[WatchEvent]) -> None:
+        # A multi holding an ErrorTxn failed in prep: every sub-op becomes an
+        # error result (OK before the failure, RUNTIMEINCONSISTENCY after) and
+        # the tree does not change.
+        failed = any(t == T_ERROR for t, _ in rec.txns)
+        post_failed = False
+        results: list[ApplyResult] = []
+        for sub_type, sub_rec in rec.txns:
+            if sub_type == T_ERROR:
+                post_failed = True
+            elif failed:
+                sub_type = T_ERROR
+                sub_rec = ErrorTxn(RUNTIMEINCONSISTENCY if post_failed else OK)
+            elif sub_type not in _MULTI_SUB_TYPES:
+                sub_rec = _NOT_A_SUB_TXN  # refused by apply: BADARGUMENTS
+            # Through apply, as a txn of its own with the multi's header (its zxid
+            # is the multi's: last_processed_zxid reaches it at the first sub-txn).
+            sub = self.apply(TxnHeader(hdr.client_id, hdr.cxid, hdr.zxid, hdr.time, sub_type), sub_rec)
+            events += sub.events  # the multi's result carries them, in order
+            sub.events = []
+            results.append(sub)
+            if sub.err != OK and rc.err == OK:
+                rc.err = sub.err
+        rc.multi = results
+
+    # ------------------------------------------------------------ primitives
+
+    def _fuzzy_create_fixup(self, rec: _CreateRec) -> None:
+        """A create found its node already there (replay over a fuzzy snapshot)."""
+        node = self.nodes.get(rec.path)
         if node is not None and node.acl != OPEN_UNSAFE_ACL_ID and node.acl not in self.acl_cache:
             # The snapshot's ACL section was written before this node got a brand
             # new ACL mid-walk, so its ACL id dangles; the create txn carries the
             # ACL (later setACL txns are replayed after it), so re-intern it rather
             # than leave the node readable by all.
             node.acl = self.acl_cache.intern(rec.acl)
-        i = path.rfind("/")
-        parent = self.nodes.get(path[:i] or "/")
-        if parent is None:
-            return
-        new = rec.parent_cversion
-        if new == -1:
-            new = parent.cversion + 1
-        if new > parent.cversion:
-            parent.cversion = new
-            parent.pzxid = zxid
 
-    def _delete_node(self, path: str, zxid: int, events: list[WatchEvent]) -> None:
+    def _owned_by(self, owner: int, create: bool) -> set[str]:
+        """The set a node of ``ephemeral_owner`` ``owner`` (non-zero) is indexed in:
+        the containers, the TTL nodes, or its session's ephemerals (made when
+        ``create``; an empty stand-in otherwise)."""
+        if owner == EPHEMERAL_CONTAINER:
+            return self.containers
+        if owner < 0 and owner & TTL_MASK == TTL_MASK:
+            return self.ttls
+        s = self.ephemerals.get(owner)
+        if s is None:
+            s = set()
+            if create:
+                self.ephemerals[owner] = s
+        return s
+
+    def _parent_of(self, path: str) -> tuple[str, str, DataNode]:
+        """``(parent path, child name, parent node)`` of a create or delete."""
         i = path.rfind("/")
         if i < 0 or len(path) < 2 or path[-1] == "/":
-            raise _TxnFailed(_BADARGUMENTS)
+            raise _TxnFailed(BADARGUMENTS)
         parent_name = path[:i] or "/"
-        child_name = path[i + 1 :]
         parent = self.nodes.get(parent_name)
         if parent is None:
-            raise _TxnFailed(_NONODE)
+            raise _TxnFailed(NONODE)
+        return parent_name, path[i + 1 :], parent
+
+    def _delete_node(self, path: str, zxid: int, events: list[WatchEvent]) -> None:
+        parent_name, child_name, parent = self._parent_of(path)
         # The child may already be gone in a fuzzy snapshot; the parent's pzxid
         # still moves (only forwards: a later create may have set it higher).
         children = parent.children
@@ -643,7 +484,7 @@ class DataTree:
             parent.pzxid = zxid
         node = self.nodes.pop(path, None)
         if node is None:
-            raise _TxnFailed(_NONODE)
+            raise _TxnFailed(NONODE)
         if node.children:
             # Only reachable with a corrupt txn stream; keep the tree consistent
             # by dropping the orphaned subtree too.
@@ -653,22 +494,14 @@ class DataTree:
         self._data_size -= len(path) + len(node.data)
         owner = node.ephemeral_owner
         if owner:
-            if owner == EPHEMERAL_CONTAINER:
-                self.containers.discard(path)
-            elif owner < 0 and owner & TTL_MASK == TTL_MASK:
-                self.ttls.discard(path)
-            else:
-                s = self.ephemerals.get(owner)
-                if s is not None:
-                    s.discard(path)
-                    if not s:
-                        del self.ephemerals[owner]
+            owned = self._owned_by(owner, False)
+            owned.discard(path)
+            if not owned and self.ephemerals.get(owner) is owned:
+                del self.ephemerals[owner]  # a session's set goes with its last node
         if self.quota_paths:
             if child_name == LIMIT_NODE and parent_name.startswith("/zookeeper"):
                 self.quota_paths.discard(parent_name[len(QUOTA_ROOT) :])
-            prefix = self._max_prefix_with_quota(path)
-            if prefix is not None:
-                self._update_quota_stat(prefix, -len(node.data), -1)
+            self._quota_moved(path, -len(node.data), -1)
         w = self.watches
         if w._data or w._child:
             evs = w.trigger(path, _NODE_DELETED, zxid)
@@ -686,38 +519,6 @@ class DataTree:
                     self.acl_cache.release(cn.acl)
                     self._data_size -= len(cp) + len(cn.data)
                     stack.append((cp, cn))
-
-    def _set_data(
-        self, path: str, data: bytes, version: int, zxid: int, time: int, events: list[WatchEvent]
-    ) -> bytes:
-        n = self.nodes.get(path)
-        if n is None:
-            raise _TxnFailed(_NONODE)
-        last = n.data
-        n.data = data
-        n.mtime = time
-        n.mzxid = zxid
-        n.version = version
-        # n.stat_bytes(), inlined (the hottest write); tests/test_hotpath_* compare.
-        c = n.children
-        nc = 0 if c is None else len(c)
-        eo = n.ephemeral_owner
-        if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
-            eo = 0
-        stat = _pack_stat(
-            n.czxid, zxid, n.ctime, time, version, n.cversion * 2 - nc, n.aversion, eo, len(data), nc, n.pzxid
-        )
-        self._data_size += len(data) - len(last)
-        if self.quota_paths:
-            prefix = self._max_prefix_with_quota(path)
-            if prefix is not None:
-                self._update_quota_stat(prefix, len(data) - len(last), 0)
-        w = self.watches
-        if w._data:
-            evs = w.trigger(path, _NODE_DATA_CHANGED, zxid)
-            if evs:
-                self._deliver(evs, None, None, events, n)
-        return stat
 
     def _deliver(
         self,
@@ -750,15 +551,6 @@ class DataTree:
             if not ev_acl or allowed(ev[0], ev_acl):
                 events.append(ev)
 
-    def _set_acl(self, path: str, acl: tuple[ACL, ...], version: int) -> bytes:
-        n = self.nodes.get(path)
-        if n is None:
-            raise _TxnFailed(_NONODE)
-        self.acl_cache.release(n.acl)
-        n.aversion = version
-        n.acl = self.acl_cache.intern(acl)
-        return n.stat_bytes()
-
     def _kill_session(
         self, session: int, zxid: int, txn_paths: tuple[str, ...] | None, events: list[WatchEvent]
     ) -> None:
@@ -783,83 +575,6 @@ class DataTree:
         events: list[WatchEvent] = []
         self._kill_session(session, zxid, None, events)
         return events
-
-    # ------------------------------------------------------------ quotas
-
-    def _max_prefix_with_quota(self, path: str) -> str | None:
-        """``getMaxPrefixWithQuota``: the longest quota path that is ``path`` or its ancestor."""
-        qp = self.quota_paths
-        p = path
-        while True:
-            if p in qp:
-                return p
-            i = p.rfind("/")
-            if i <= 0:
-                return None
-            p = p[:i]
-
-    def _update_quota_stat(self, prefix: str, bytes_diff: int, count_diff: int) -> None:
-        stat_path = QUOTA_ROOT + prefix + "/" + STAT_NODE
-        node = self.nodes.get(stat_path)
-        if node is None:
-            return
-        try:
-            st = parse_stats_track(node.data.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return  # ZooKeeper would throw; a bad stats node must not break the txn
-        st["count"] = st.get("count", -1) + count_diff
-        st["bytes"] = st.get("bytes", -1) + bytes_diff
-        self._set_raw_data(stat_path, node, format_stats_track(st).encode())
-
-    def _update_quota_for_path(self, path: str) -> None:
-        """Recount ``path``'s subtree into its ``zookeeper_stats`` node."""
-        stat_path = QUOTA_ROOT + path + "/" + STAT_NODE
-        stat_node = self.nodes.get(stat_path)
-        if stat_node is None:
-            return
-        count = 0
-        nbytes = 0
-        node = self.nodes.get(path)
-        if node is not None:
-            stack = [(path, node)]
-            while stack:
-                p, n = stack.pop()
-                count += 1
-                nbytes += len(n.data)
-                for c in n.children or ():
-                    cp = (p if p != "/" else "") + "/" + c
-                    cn = self.nodes.get(cp)
-                    if cn is not None:
-                        stack.append((cp, cn))
-        self._set_raw_data(stat_path, stat_node, f"count={count},bytes={nbytes}".encode())
-
-    def _set_raw_data(self, path: str, node: DataNode, data: bytes) -> None:
-        # Quota stats change data without touching version/mzxid, as ZooKeeper does.
-        self._data_size += len(data) - len(node.data)
-        node.data = data
-
-    def _setup_quota(self) -> None:
-        """After a load: find every ``zookeeper_limits`` leaf and recount its path."""
-        self.quota_paths.clear()
-        quota = self.nodes.get(QUOTA_ROOT)
-        if quota is None:
-            return
-        stack = [(QUOTA_ROOT, quota)]
-        suffix = "/" + LIMIT_NODE
-        while stack:
-            p, n = stack.pop()
-            if not n.children:
-                if p.endswith(suffix):
-                    real = p[len(QUOTA_ROOT) : p.index(suffix)]
-                    if real and real != "/":
-                        self.quota_paths.add(real)
-                        self._update_quota_for_path(real)
-                continue
-            for c in n.children:
-                cp = p + "/" + c
-                cn = self.nodes.get(cp)
-                if cn is not None:
-                    stack.append((cp, cn))
 
     # ------------------------------------------------------------ watches
 
@@ -906,31 +621,7 @@ class DataTree:
         log after the snapshot's zxid recreates it); a node is yielded as it
         is when reached, and always after its parent.
         """
-        nodes = self.nodes
-        root = nodes.get("/")
-        if root is None:
-            return
-        yield "", root
-        # (path + "/", iterator over the child names still to visit)
-        stack: list[tuple[str, Iterator[str]]] = []
-        if root.children:
-            names = _java_hashset_order(root.children) if java_order else list(root.children)
-            stack.append(("/", iter(names)))
-        get = nodes.get
-        while stack:
-            base, names_it = stack[-1]
-            for name in names_it:
-                path = base + name
-                node = get(path)
-                if node is None:
-                    continue  # deleted since its parent was yielded
-                yield path, node
-                c = node.children
-                if c:
-                    stack.append((path + "/", iter(_java_hashset_order(c) if java_order else list(c))))
-                break
-            else:
-                stack.pop()
+        return walk(self.nodes, java_order)
 
     @classmethod
     def load_snapshot(
@@ -946,99 +637,19 @@ class DataTree:
         ignored and rebuilt.  Raises ValueError when a node's parent was not
         seen first (ZooKeeper's "Invalid Datatree").
         """
+        loaded = load(acl_items, nodes_iter)
         tree = cls.__new__(cls)
-        nodes: dict[str, DataNode] = {}
-        tree.nodes = nodes
-        tree.acl_cache = cache = AclCache()
-        cache.load([(ref, tuple(acl)) for ref, acl in acl_items])
+        tree.nodes = loaded.nodes
+        tree.acl_cache = loaded.acl_cache
         tree.last_processed_zxid = last_zxid
-        ephemerals: dict[int, set[str]] = {}
-        tree.ephemerals = ephemerals
-        tree.containers = containers = set()
-        tree.ttls = ttls = set()
+        tree.ephemerals = loaded.ephemerals
+        tree.containers = loaded.containers
+        tree.ttls = loaded.ttls
         tree.watches = WatchManager()
         tree.watch_acl_filter = None
         tree.quota_paths = set()
-        size = 0
-        # ACL usage counted in runs of equal ids (a snapshot's nodes mostly share
-        # one): the same counts as ``add_usage`` per node, one dict update per run.
-        usage: dict[int, int] = {}
-        run_acl = 0
-        run = 0
-        max_acl = 0
-        # The parent of the previous node (siblings come in a row in a snapshot).
-        last_parent_path: str | None = None
-        last_parent: DataNode | None = None
-        setdefault = nodes.setdefault
-        get = nodes.get
-        for path, node in nodes_iter:
-            node.children = None
-            acl = node.acl
-            if acl != run_acl:
-                if run:
-                    usage[run_acl] = usage.get(run_acl, 0) + run
-                    if run_acl > max_acl:
-                        max_acl = run_acl
-                run_acl = acl
-                run = 0
-            run += 1
-            if not path or path == "/":
-                if "/" in nodes:
-                    raise ValueError("snapshot holds the root twice")
-                nodes["/"] = node
-                size += 1 + len(node.data)
-                continue
-            i = path.rfind("/")
-            if i < 0:
-                raise ValueError(f"Invalid Datatree, unable to find parent of path {path!r}")
-            parent_path = path[:i]
-            if parent_path == last_parent_path:
-                parent = last_parent
-            else:
-                parent = get(parent_path or "/")
-                last_parent_path = parent_path
-                last_parent = parent
-            if parent is None:
-                raise ValueError(f"Invalid Datatree, unable to find parent of path {path!r}")
-            if setdefault(path, node) is not node:
-                raise ValueError(f"snapshot holds {path!r} twice")
-            size += len(path) + len(node.data)
-            name = path[i + 1 :]
-            children = parent.children
-            if children is None:
-                parent.children = {name}
-            else:
-                children.add(name)
-            owner = node.ephemeral_owner
-            if owner:
-                if owner == EPHEMERAL_CONTAINER:
-                    containers.add(path)
-                elif owner < 0 and owner & TTL_MASK == TTL_MASK:
-                    ttls.add(path)
-                else:
-                    s = ephemerals.get(owner)
-                    if s is None:
-                        ephemerals[owner] = {path}
-                    else:
-                        s.add(path)
-        if run:
-            usage[run_acl] = usage.get(run_acl, 0) + run
-            if run_acl > max_acl:
-                max_acl = run_acl
-        add_usage = cache.add_usage
-        for ref, count in usage.items():
-            if ref != OPEN_UNSAFE_ACL_ID:  # add_usage ignores it
-                for _ in range(count):
-                    add_usage(ref)
-        if "/" not in nodes:
-            raise ValueError("snapshot has no root node")
-        tree._data_size = size
+        tree._data_size = loaded.data_size
         tree._setup_quota()
-        cache.purge_unused()
-        # A fuzzy snapshot may hold nodes whose ACL id is missing from its ACL
-        # section (the ACL was new mid-walk); the log replay re-sets those.  Never
-        # hand such an id out again for another ACL before that happens.
-        cache.reserve_ids(max_acl)
         return tree
 
     # ------------------------------------------------------------ comparison
@@ -1066,34 +677,34 @@ class DataTree:
         return out
 
 
-_MULTI_SUB_TYPES = frozenset(
-    {
-        OpCode.create,
-        OpCode.create2,
-        OpCode.createTTL,
-        OpCode.createContainer,
-        OpCode.delete,
-        OpCode.deleteContainer,
-        OpCode.setData,
-        OpCode.check,
-        OpCode.error,
-    }
-)
+#: What a multi's sub-txn may be (deleteContainer: the server's own multis).
+_MULTI_SUB_TYPES = MULTI_OPS | {T_DELETE_CONTAINER, T_ERROR}
 
-#: The record class each txn type carries (a mismatch is refused, not applied).
-_RECORD_FOR_TYPE: dict[int, type | tuple[type, ...]] = {
-    OpCode.create: CreateTxn,
-    OpCode.create2: CreateTxn,
-    OpCode.createContainer: CreateContainerTxn,
-    OpCode.createTTL: CreateTTLTxn,
-    OpCode.delete: DeleteTxn,
-    OpCode.deleteContainer: DeleteTxn,
-    OpCode.setData: SetDataTxn,
-    OpCode.reconfig: SetDataTxn,
-    OpCode.setACL: SetACLTxn,
-    OpCode.check: CheckVersionTxn,
-    OpCode.error: ErrorTxn,
-    OpCode.multi: MultiTxn,
-    OpCode.createSession: (CreateSessionTxn, type(None)),
-    OpCode.closeSession: (CloseSessionTxn, type(None)),
+#: What apply gets for a sub-txn of a type a multi may not hold: a record of no
+#: txn type, so apply refuses it (BADARGUMENTS) and makes its result.
+_NOT_A_SUB_TXN: Any = object()
+
+_CreateRec = CreateTxn | CreateContainerTxn | CreateTTLTxn
+_Applier = Callable[[DataTree, TxnHeader, Any, ApplyResult, list[WatchEvent]], None]
+_D = DataTree
+
+#: Per txn type: the record class(es) it must carry (a mismatch is refused, not
+#: applied) and its applier.  The one place a txn type meets its code.
+_APPLIERS: dict[int, tuple[type | tuple[type, ...], _Applier]] = {
+    **dict.fromkeys((T_CREATE, T_CREATE2), (CreateTxn, _D._apply_create)),
+    T_CREATE_CONTAINER: (CreateContainerTxn, _D._apply_create),
+    T_CREATE_TTL: (CreateTTLTxn, _D._apply_create),
+    **dict.fromkeys((T_DELETE, T_DELETE_CONTAINER), (DeleteTxn, _D._apply_delete)),
+    **dict.fromkeys((T_SET_DATA, T_RECONFIG), (SetDataTxn, _D._apply_set_data)),
+    T_SET_ACL: (SetACLTxn, _D._apply_set_acl),
+    T_CHECK: (CheckVersionTxn, _D._apply_check),
+    T_ERROR: (ErrorTxn, _D._apply_error),
+    T_MULTI: (MultiTxn, _D._apply_multi),
+    # createSession: the session tracker's business; the body may be missing
+    T_CREATE_SESSION: ((CreateSessionTxn, type(None)), _D._apply_nothing),
+    T_CLOSE_SESSION: ((CloseSessionTxn, type(None)), _D._apply_close_session),
 }
+#: The hot writes' appliers, as apply calls them before the table (the same functions).
+_apply_set_data = _D._apply_set_data
+_apply_create = _D._apply_create
+_apply_refused = _D._apply_refused

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
-from ..protocol.consts import Err, OpCode, Perm
+from ..protocol.consts import OpCode, Perm
 from ..protocol.data import ACL, OPEN_UNSAFE_ACL_ID, STAT_STRUCT, Id
 from ..protocol.records import (
     Create2Response,
@@ -57,8 +57,29 @@ from ..protocol.records import (
     _slot_setter,
     encode_reply,
 )
-from ..protocol.txn import ErrorTxn, TxnHeader, TxnRecord
+from ..protocol.txn import TxnHeader, TxnRecord
 from .acl import check as acl_check
+from .codes import (
+    BADARGUMENTS,
+    MARSHALLINGERROR,
+    NOAUTH,
+    NONODE,
+    NOWATCHER,
+    OK,
+    T_CHECK,
+    T_CREATE,
+    T_CREATE2,
+    T_CREATE_CONTAINER,
+    T_CREATE_TTL,
+    T_ERROR,
+    T_GET_CHILDREN,
+    T_GET_DATA,
+    T_MULTI,
+    T_RECONFIG,
+    T_SET_ACL,
+    T_SET_DATA,
+    UNIMPLEMENTED,
+)
 from .datatree import ApplyResult, DataTree
 from .node import DataNode
 from .watches import WatchEvent
@@ -67,31 +88,36 @@ __sans_io__ = True
 
 __all__ = ["Final", "Outcome", "mask_digest_acl"]
 
-_OK = 0
-_NONODE = int(Err.NONODE)
-_NOAUTH = int(Err.NOAUTH)
-_BADARGUMENTS = int(Err.BADARGUMENTS)
-_NOWATCHER = int(Err.NOWATCHER)
-_MARSHALLINGERROR = int(Err.MARSHALLINGERROR)
-_UNIMPLEMENTED = int(Err.UNIMPLEMENTED)
+_NO_EVENTS: list[WatchEvent] = []  # shared, never mutated
+_STAT_SIZE = STAT_STRUCT.size
+#: ``Outcome(...)`` without the namedtuple's Python-level ``__new__``: the same
+#: tuple (every write's result goes through it).
+_new_tuple = tuple.__new__
 _READ = int(Perm.READ)
 _ADMIN = int(Perm.ADMIN)
-_ERROR = int(OpCode.error)
-_GET_DATA = int(OpCode.getData)
-_MULTI = int(OpCode.multi)
-_SET_DATA = int(OpCode.setData)
-_CREATE = int(OpCode.create)
-_CREATE2_TYPES = frozenset({int(OpCode.create2), int(OpCode.createTTL), int(OpCode.createContainer)})
-_SET_ACL = int(OpCode.setACL)
-_CHECK = int(OpCode.check)
-_RECONFIG = int(OpCode.reconfig)
-_GET_EPHEMERALS = int(OpCode.getEphemerals)
-_NO_EVENTS: list[WatchEvent] = []  # shared, never mutated
-_new_tuple = tuple.__new__
-_STAT_SIZE = STAT_STRUCT.size
+
 _new = object.__new__
-_set_sd_stat = _slot_setter(SetDataResponse, "stat")
-_set_cr_path = _slot_setter(CreateResponse, "path")
+
+
+#: The reply body of an applied (err 0) txn that is a response of its result's
+#: Stat or path alone, by txn type (ZooKeeper's ``FinalRequestProcessor``
+#: switch): ``(response class, the setter of its one slot, True when that slot
+#: is the path)``.  ``write`` makes the response with ``_new`` and the setter
+#: (no ``__init__`` call on every setData/create), ``_outcome`` with the
+#: class; ``write_frame`` encodes the Stat (68 bytes on the wire as it is) or
+#: the path straight from the result.
+_LONE_BODY: dict[int, tuple[type, Callable[[Any, Any], None], bool]] = {
+    t: (cls, _slot_setter(cls, "path" if by_path else "stat"), by_path)
+    for t, cls, by_path in (
+        (T_SET_DATA, SetDataResponse, False),
+        (T_SET_ACL, SetACLResponse, False),
+        (T_CREATE, CreateResponse, True),
+    )
+}
+#: The hot writes' entries, which write and write_frame take without the lookup
+#: (a dict lookup costs ~40 ns there, the tree's nodes having pushed it out of cache).
+_SET_DATA_BODY = _LONE_BODY[T_SET_DATA]
+_CREATE_BODY = _LONE_BODY[T_CREATE]
 
 
 class Outcome(NamedTuple):
@@ -119,7 +145,11 @@ def mask_digest_acl(acl: Sequence[ACL]) -> tuple[ACL, ...]:
     return tuple(out)
 
 
-_ReadHandler = Callable[[Any, int, Sequence[Id], Hashable], tuple[int, Any, list[WatchEvent]]]
+_Ids = Sequence[Id]
+#: A read's answer: ``(err, body, events)``.
+_Reply = tuple[int, Any, list[WatchEvent]]
+#: A read handler: ``(request, session_id, auth_ids, watcher) -> reply``.
+_ReadHandler = Callable[[Any, int, _Ids, Hashable], _Reply]
 
 
 class Final:
@@ -163,6 +193,7 @@ class Final:
             OpCode.setWatches: self._set_watches,
             OpCode.setWatches2: self._set_watches,
             OpCode.whoAmI: self._whoami,
+            OpCode.getEphemerals: self._get_ephemerals,
         }
 
     # ------------------------------------------------------------ writes
@@ -176,24 +207,14 @@ class Final:
         """
         tree = self.tree
         rc = tree.apply(hdr, rec)
-        zxid = tree.last_processed_zxid
         typ = hdr.type
-        # Outcome(...) without the namedtuple's Python-level __new__: same tuple.
-        if typ == _SET_DATA:  # the hot writes first (same answers as below)
-            err = rc.err
-            if err:
-                return _new_tuple(Outcome, (err, None, zxid, rc.events, rc))
-            sresp = _new(SetDataResponse)  # SetDataResponse(rc.stat), without __init__
-            _set_sd_stat(sresp, rc.stat)
-            return _new_tuple(Outcome, (_OK, sresp, zxid, rc.events, rc))
-        if typ == _CREATE:
-            err = rc.err
-            if err:
-                return _new_tuple(Outcome, (err, None, zxid, rc.events, rc))
-            cresp = _new(CreateResponse)  # CreateResponse(rc.path), without __init__
-            _set_cr_path(cresp, rc.path)
-            return _new_tuple(Outcome, (_OK, cresp, zxid, rc.events, rc))
-        return self._outcome(typ, rec, rc, zxid)
+        lone = _SET_DATA_BODY if typ == T_SET_DATA else _CREATE_BODY if typ == T_CREATE else _LONE_BODY.get(typ)
+        if lone is not None and not rc.err:  # a body of the result's Stat or path alone
+            cls, set_field, by_path = lone
+            body: Any = _new(cls)
+            set_field(body, rc.path if by_path else rc.stat)
+            return _new_tuple(Outcome, (OK, body, tree.last_processed_zxid, rc.events, rc))
+        return self._outcome(typ, rec, rc, tree.last_processed_zxid)
 
     def write_frame(
         self, hdr: TxnHeader, rec: TxnRecord | None, xid: int
@@ -203,62 +224,58 @@ class Final:
         ``frame`` is exactly ``proto.encode_reply(xid, oc.zxid, oc.err, oc.body
         if not oc.err else None)`` for ``oc = write(hdr, rec)``, ``events`` is
         ``oc.events`` and ``result`` is ``oc.result``.  For a caller that only
-        sends the frame (the pipeline's final stage) it skips the Outcome, the
-        response record and the encoder's dispatch on the hot writes.
+        sends the frame (the pipeline's final stage) it skips the Outcome and
+        the response record where the body is the result's Stat or path alone.
         """
         tree = self.tree
         rc = tree.apply(hdr, rec)
         zxid = tree.last_processed_zxid
         typ = hdr.type
-        err = rc.err
-        if typ == _SET_DATA:
-            st = rc.stat
+        if typ != T_MULTI:  # a multi answers err 0 and its results
+            err = rc.err
             if err:
                 return _pack_frame_reply(16, xid, zxid, err), rc.events, rc
-            if st.__class__ is bytes and len(st) == _STAT_SIZE:
-                return _pack_frame_reply(84, xid, zxid, 0) + st, rc.events, rc
-        elif typ == _CREATE:
-            if err:
-                return _pack_frame_reply(16, xid, zxid, err), rc.events, rc
-            path = rc.path
-            if path.__class__ is str:
-                p = path.encode()
-                n = len(p)
-                return _pack_frame_reply_len(20 + n, xid, zxid, 0, n) + p, rc.events, rc
+            lone = _SET_DATA_BODY if typ == T_SET_DATA else _CREATE_BODY if typ == T_CREATE else _LONE_BODY.get(typ)
+            if lone is not None:
+                if not lone[2]:
+                    st = rc.stat
+                    if st.__class__ is bytes and len(st) == _STAT_SIZE:
+                        return _pack_frame_reply(84, xid, zxid, 0) + st, rc.events, rc
+                else:
+                    path = rc.path
+                    if path.__class__ is str:
+                        p = path.encode()
+                        n = len(p)
+                        return _pack_frame_reply_len(20 + n, xid, zxid, 0, n) + p, rc.events, rc
         oc = self._outcome(typ, rec, rc, zxid)
-        return encode_reply(xid, oc.zxid, oc.err, oc.body if not oc.err else None), oc.events, rc
+        return encode_reply(xid, oc.zxid, oc.err, oc.body), oc.events, rc
 
     def _outcome(self, typ: int, rec: TxnRecord | None, rc: ApplyResult, zxid: int) -> Outcome:
-        """The Outcome of an applied txn of type ``typ`` (``write``'s general part)."""
-        tree = self.tree
-        if typ == _ERROR:
-            err = rec.err if isinstance(rec, ErrorTxn) else rc.err
-            return Outcome(err, None, zxid, rc.events, rc)
-        if typ == _MULTI:
-            return Outcome(_OK, _multi_response(rc), zxid, rc.events, rc)
+        """The Outcome of an applied txn of type ``typ``.
+
+        An error txn's code is ``rc.err`` (the tree copies it); a failed
+        op's reply has no body.
+        """
+        if typ == T_MULTI:
+            return _new_tuple(Outcome, (OK, _multi_response(rc), zxid, rc.events, rc))
         err = rc.err
         if err:
-            return Outcome(err, None, zxid, rc.events, rc)
+            return _new_tuple(Outcome, (err, None, zxid, rc.events, rc))
         body: Any = None
-        if typ == _SET_DATA:
-            body = SetDataResponse(rc.stat)  # type: ignore[arg-type]
-        elif typ == _CREATE:
-            body = CreateResponse(rc.path)  # type: ignore[arg-type]
-        elif typ in _CREATE2_TYPES:
+        lone = _LONE_BODY.get(typ)
+        if lone is not None:
+            body = lone[0](rc.path if lone[2] else rc.stat)
+        elif typ == T_CREATE2 or typ == T_CREATE_TTL or typ == T_CREATE_CONTAINER:
             body = Create2Response(rc.path, rc.stat)  # type: ignore[arg-type]
-        elif typ == _SET_ACL:
-            body = SetACLResponse(rc.stat)  # type: ignore[arg-type]
-        elif typ == _CHECK:
-            node = tree.nodes.get(rc.path) if rc.path is not None else None
-            body = SetDataResponse(node.stat_bytes()) if node is not None else None
-        elif typ == _RECONFIG:
-            node = tree.nodes.get(rc.path) if rc.path is not None else None
+        elif typ == T_CHECK or typ == T_RECONFIG:
+            node = self.tree.nodes.get(rc.path) if rc.path is not None else None
             if node is not None:
-                body = GetDataResponse(
-                    node.data, rc.stat if rc.stat is not None else node.stat_bytes()
-                )
-        # delete, deleteContainer, closeSession, createSession: no body
-        return Outcome(_OK, body, zxid, rc.events, rc)
+                if typ == T_CHECK:
+                    body = SetDataResponse(node.stat_bytes())
+                else:
+                    body = GetDataResponse(node.data, rc.stat if rc.stat is not None else node.stat_bytes())
+        # delete, deleteContainer, closeSession, createSession, error 0: no body
+        return _new_tuple(Outcome, (OK, body, zxid, rc.events, rc))
 
     # ------------------------------------------------------------ reads
 
@@ -271,165 +288,116 @@ class Final:
         whoAmI).  Unknown opcodes answer UNIMPLEMENTED; a malformed record
         answers MARSHALLINGERROR.
         """
-        tree = self.tree
-        try:
-            if opcode == _GET_DATA:  # the hot path, without the dispatch
-                path = request.path
-                n = tree.nodes.get(path)
-                if n is None:
-                    return Outcome(_NONODE, None, tree.last_processed_zxid, _NO_EVENTS)
-                if n.acl != OPEN_UNSAFE_ACL_ID and not self._allowed(n, _READ, auth_ids):
-                    return Outcome(_NOAUTH, None, tree.last_processed_zxid, _NO_EVENTS)
-                if request.watch:
-                    tree.watches.add_data_watch(path, watcher)
-                body = GetDataResponse(n.data, n.stat_bytes())
-                return Outcome(_OK, body, tree.last_processed_zxid, _NO_EVENTS)
-            if opcode == _GET_EPHEMERALS:
-                return self._get_ephemerals(request, session_id)
-            handler = self._reads.get(opcode)
-            if handler is None:
-                return Outcome(_UNIMPLEMENTED, None, tree.last_processed_zxid, _NO_EVENTS)
-            err, body, events = handler(request, session_id, auth_ids, watcher)
-        except (AttributeError, TypeError, ValueError):
-            # A record of the wrong shape (ZooKeeper: exception -> MARSHALLINGERROR).
-            err, body, events = _MARSHALLINGERROR, None, _NO_EVENTS
-        return Outcome(err, body, tree.last_processed_zxid, events)
+        handler = self._reads.get(opcode)
+        if handler is None:
+            err, body, events = UNIMPLEMENTED, None, _NO_EVENTS
+        else:
+            try:
+                err, body, events = handler(request, session_id, auth_ids, watcher)
+            except (AttributeError, TypeError, ValueError):
+                # A record of the wrong shape (ZooKeeper: exception -> MARSHALLINGERROR).
+                err, body, events = MARSHALLINGERROR, None, _NO_EVENTS
+        return _new_tuple(Outcome, (err, body, self.tree.last_processed_zxid, events, None))
 
     def _allowed(self, node: DataNode, perm: int, auth_ids: Sequence[Id]) -> bool:
         if self.skip_acl or node.acl == OPEN_UNSAFE_ACL_ID:
             return True
         return acl_check(self.tree.get_acl(node), perm, auth_ids)
 
-    def _get_data(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
-        n = self.tree.nodes.get(req.path)
+    def _readable(self, path: str, perm: int, auth_ids: _Ids) -> tuple[int, DataNode | None]:
+        """The node at ``path`` if it exists and the caller has ``perm`` on it."""
+        n = self.tree.nodes.get(path)
         if n is None:
-            return _NONODE, None, _NO_EVENTS
-        if not self._allowed(n, _READ, auth_ids):
-            return _NOAUTH, None, _NO_EVENTS
+            return NONODE, None
+        if n.acl != OPEN_UNSAFE_ACL_ID and not self._allowed(n, perm, auth_ids):
+            return NOAUTH, None
+        return OK, n
+
+    def _get_data(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
+        err, n = self._readable(req.path, _READ, ids)
+        if n is None:
+            return err, None, _NO_EVENTS
         if req.watch:
             self.tree.watches.add_data_watch(req.path, watcher)
-        return _OK, GetDataResponse(n.data, n.stat_bytes()), _NO_EVENTS
+        return OK, GetDataResponse(n.data, n.stat_bytes()), _NO_EVENTS
 
-    def _exists(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
+    def _exists(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
         path = req.path
         if "\0" in path:
-            return _BADARGUMENTS, None, _NO_EVENTS
+            return BADARGUMENTS, None, _NO_EVENTS
         n = self.tree.nodes.get(path)
-        if self.check_exists_acl and n is not None and not self._allowed(n, _READ, auth_ids):
-            return _NOAUTH, None, _NO_EVENTS
+        if self.check_exists_acl and n is not None and not self._allowed(n, _READ, ids):
+            return NOAUTH, None, _NO_EVENTS
         if req.watch:
             self.tree.watches.add_data_watch(path, watcher)
         if n is None:
-            return _NONODE, None, _NO_EVENTS
-        return _OK, ExistsResponse(n.stat_bytes()), _NO_EVENTS
+            return NONODE, None, _NO_EVENTS
+        return OK, ExistsResponse(n.stat_bytes()), _NO_EVENTS
 
-    def _children_of(
-        self, req: Any, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, DataNode | None]:
-        n = self.tree.nodes.get(req.path)
-        if n is None:
-            return _NONODE, None
-        if not self._allowed(n, _READ, auth_ids):
-            return _NOAUTH, None
-        if req.watch:
+    def _children_of(self, req: Any, ids: _Ids, watcher: Hashable) -> tuple[int, DataNode | None]:
+        err, n = self._readable(req.path, _READ, ids)
+        if n is not None and req.watch:
             self.tree.watches.add_child_watch(req.path, watcher)
-        return _OK, n
+        return err, n
 
-    def _get_children(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
-        err, n = self._children_of(req, auth_ids, watcher)
+    def _get_children(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
+        err, n = self._children_of(req, ids, watcher)
         if n is None:
             return err, None, _NO_EVENTS
-        return _OK, GetChildrenResponse(tuple(n.children or ())), _NO_EVENTS
+        return OK, GetChildrenResponse(tuple(n.children or ())), _NO_EVENTS
 
-    def _get_children2(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
-        err, n = self._children_of(req, auth_ids, watcher)
+    def _get_children2(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
+        err, n = self._children_of(req, ids, watcher)
         if n is None:
             return err, None, _NO_EVENTS
-        return _OK, GetChildren2Response(tuple(n.children or ()), n.stat_bytes()), _NO_EVENTS
+        return OK, GetChildren2Response(tuple(n.children or ()), n.stat_bytes()), _NO_EVENTS
 
-    def _get_acl(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
-        n = self.tree.nodes.get(req.path)
+    def _get_acl(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
+        err, n = self._readable(req.path, _READ | _ADMIN, ids)
         if n is None:
-            return _NONODE, None, _NO_EVENTS
-        if not self._allowed(n, _READ | _ADMIN, auth_ids):
-            return _NOAUTH, None, _NO_EVENTS
+            return err, None, _NO_EVENTS
         acl = self.tree.get_acl(n)
-        if not self._allowed(n, _ADMIN, auth_ids):
+        if not self._allowed(n, _ADMIN, ids):
             acl = mask_digest_acl(acl)
-        return _OK, GetACLResponse(tuple(acl), n.stat_bytes()), _NO_EVENTS
+        return OK, GetACLResponse(tuple(acl), n.stat_bytes()), _NO_EVENTS
 
-    def _get_all_children_number(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
-        n = self.tree.nodes.get(req.path)
+    def _get_all_children_number(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
+        err, n = self._readable(req.path, _READ, ids)
         if n is None:
-            return _NONODE, None, _NO_EVENTS
-        if not self._allowed(n, _READ, auth_ids):
-            return _NOAUTH, None, _NO_EVENTS
-        return (
-            _OK,
-            GetAllChildrenNumberResponse(self.tree.get_all_children_number(req.path)),
-            _NO_EVENTS,
-        )
+            return err, None, _NO_EVENTS
+        count = self.tree.get_all_children_number(req.path)
+        return OK, GetAllChildrenNumberResponse(count), _NO_EVENTS
 
-    def _get_ephemerals(self, req: Any, session_id: int) -> Outcome:
+    def _get_ephemerals(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
         prefix = getattr(req, "prefix_path", None)
-        eph = tuple(self.tree.get_ephemerals(session_id, prefix))
-        return Outcome(_OK, GetEphemeralsResponse(eph), self.tree.last_processed_zxid, _NO_EVENTS)
+        return OK, GetEphemeralsResponse(tuple(self.tree.get_ephemerals(sid, prefix))), _NO_EVENTS
 
-    def _sync(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
-        return _OK, SyncResponse(req.path), _NO_EVENTS
+    def _sync(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
+        return OK, SyncResponse(req.path), _NO_EVENTS
 
-    def _multi_read(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
+    def _multi_read(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
         results: list[tuple[int, Any]] = []
         for opcode, sub in req.ops:
-            if opcode == OpCode.getData:
-                err, body, _ = self._get_data(sub, session_id, auth_ids, watcher)
-            elif opcode == OpCode.getChildren:
-                err, body, _ = self._get_children(sub, session_id, auth_ids, watcher)
-            else:
+            if opcode != T_GET_DATA and opcode != T_GET_CHILDREN:
                 # ZooKeeper fails the whole request (IOException -> MARSHALLINGERROR).
-                return _MARSHALLINGERROR, None, _NO_EVENTS
-            results.append((int(opcode), body) if err == _OK else (_ERROR, err))
-        return _OK, MultiResponse(tuple(results)), _NO_EVENTS
+                return MARSHALLINGERROR, None, _NO_EVENTS
+            err, body, _ = self._reads[opcode](sub, sid, ids, watcher)
+            results.append((int(opcode), body) if err == OK else (T_ERROR, err))
+        return OK, MultiResponse(tuple(results)), _NO_EVENTS
 
-    def _check_watches(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
-        if self.tree.watches.check_watches(req.path, req.type, watcher):
-            return _OK, None, _NO_EVENTS
-        return _NOWATCHER, None, _NO_EVENTS
+    def _check_watches(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
+        found = self.tree.watches.check_watches(req.path, req.type, watcher)
+        return (OK if found else NOWATCHER), None, _NO_EVENTS
 
-    def _remove_watches(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
-        if self.tree.watches.remove_watches(req.path, req.type, watcher):
-            return _OK, None, _NO_EVENTS
-        return _NOWATCHER, None, _NO_EVENTS
+    def _remove_watches(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
+        found = self.tree.watches.remove_watches(req.path, req.type, watcher)
+        return (OK if found else NOWATCHER), None, _NO_EVENTS
 
-    def _add_watch(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
+    def _add_watch(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
         self.tree.watches.add_watch(req.path, watcher, req.mode)
-        return _OK, ErrorResponse(0), _NO_EVENTS
+        return OK, ErrorResponse(0), _NO_EVENTS
 
-    def _set_watches(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
+    def _set_watches(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
         events = self.tree.set_watches(
             req.relative_zxid,
             req.data_watches,
@@ -439,36 +407,31 @@ class Final:
             req.persistent_recursive_watches,
             watcher,
         )
-        return _OK, None, events
+        return OK, None, events
 
-    def _whoami(
-        self, req: Any, session_id: int, auth_ids: Sequence[Id], watcher: Hashable
-    ) -> tuple[int, Any, list[WatchEvent]]:
+    def _whoami(self, req: Any, sid: int, ids: _Ids, watcher: Hashable) -> _Reply:
         if self._who_am_i is not None:
             infos = tuple(
                 (ci.auth_scheme, ci.user) if hasattr(ci, "auth_scheme") else (ci[0], ci[1])
-                for ci in self._who_am_i(auth_ids)
+                for ci in self._who_am_i(ids)
             )
         else:
-            infos = tuple((i.scheme, i.id) for i in auth_ids)
-        return _OK, WhoAmIResponse(infos), _NO_EVENTS
-
-
-_CREATE2 = int(OpCode.create2)
+            infos = tuple((i.scheme, i.id) for i in ids)
+        return OK, WhoAmIResponse(infos), _NO_EVENTS
 
 
 def _multi_response(rc: ApplyResult) -> MultiResponse:
     results: list[tuple[int, Any]] = []
     for sub in rc.multi or ():
         t = sub.type
-        if t == _ERROR or sub.err:
-            results.append((_ERROR, sub.err))
-        elif t == OpCode.create:
+        if t == T_ERROR or sub.err:
+            results.append((T_ERROR, sub.err))
+        elif t == T_CREATE:
             results.append((t, CreateResponse(sub.path or "")))
-        elif t in (OpCode.create2, OpCode.createTTL, OpCode.createContainer):
+        elif t == T_CREATE2 or t == T_CREATE_TTL or t == T_CREATE_CONTAINER:
             # OpResult.CreateResult with a Stat is always typed create2 on the wire.
-            results.append((_CREATE2, Create2Response(sub.path or "", sub.stat or b"\0" * 68)))
-        elif t == OpCode.setData:
+            results.append((T_CREATE2, Create2Response(sub.path or "", sub.stat or b"\0" * 68)))
+        elif t == T_SET_DATA:
             results.append((t, SetDataResponse(sub.stat or b"\0" * 68)))
         else:  # delete, deleteContainer, check: no body
             results.append((t, None))

@@ -13,7 +13,9 @@ __sans_io__ = True
 from ..protocol.consts import EPHEMERAL_CONTAINER, TTL_MASK
 from ..protocol.data import ACL, OPEN_ACL_UNSAFE, OPEN_UNSAFE_ACL_ID, STAT_STRUCT, Stat
 
-__all__ = ["DataNode", "AclCache"]
+__all__ = ["DataNode", "AclCache", "new_node"]
+
+_pack_stat = STAT_STRUCT.pack  # every write's reply packs one
 
 
 class DataNode:
@@ -112,7 +114,7 @@ class DataNode:
         eo = self.ephemeral_owner
         if eo < 0 and (eo == EPHEMERAL_CONTAINER or eo & TTL_MASK == TTL_MASK):
             eo = 0
-        return STAT_STRUCT.pack(
+        return _pack_stat(
             self.czxid,
             self.mzxid,
             self.ctime,
@@ -217,3 +219,29 @@ class AclCache:
 
     def __contains__(self, ref: object) -> bool:
         return ref == OPEN_UNSAFE_ACL_ID or ref in self._by_id
+
+
+#: ``DataNode(...)`` is ``_new(DataNode)`` + this: the same ``__init__`` called
+#: as a plain function, which skips the class call (~25 ns of a node's ~100).
+_init_node = DataNode.__init__
+_new = object.__new__
+
+
+def new_node(
+    data: bytes,
+    acl: int,
+    czxid: int,
+    mzxid: int,
+    ctime: int,
+    mtime: int,
+    version: int,
+    cversion: int,
+    aversion: int,
+    ephemeral_owner: int,
+    pzxid: int,
+) -> DataNode:
+    """``DataNode(...)`` with every field given, for the loops that make many
+    (a create, a snapshot restore)."""
+    node: DataNode = _new(DataNode)
+    _init_node(node, data, acl, czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeral_owner, pzxid)
+    return node

@@ -251,9 +251,12 @@ class SessionTracker:
             raise KeeperError(Err.UNKNOWNSESSION)
         if s.closing:
             raise KeeperError(Err.SESSIONEXPIRED)
-        if s.owner is None:
+        current = s.owner
+        if current is owner:  # every request of a settled session: no __ne__ call
+            return
+        if current is None:
             s.owner = owner
-        elif owner is not None and s.owner != owner:
+        elif owner is not None and current != owner:
             raise KeeperError(Err.SESSIONMOVED)
 
     def set_owner(self, session_id: int, owner: object) -> None:

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..core.node import DataNode
+from ..core.node import DataNode, new_node
 from ..protocol.data import ACL, read_acl
 from ..protocol.jute import JuteError, Reader
 from .api import CorruptStorage
@@ -281,9 +281,6 @@ def decode_snapshot(data: bytes | memoryview, name: str = "snapshot") -> Snapsho
     return Snapshot(dbid, sessions, acls, paths, znodes, digest, last_zxid)
 
 
-_new = object.__new__
-
-
 def _decode_nodes_fast(data: bytes, pos: int, paths: list[str], znodes: list[DataNode]) -> int:
     """Decode the node list from ``pos`` up to, not including, the ``"/"`` end marker.
 
@@ -304,7 +301,6 @@ def _decode_nodes_fast(data: bytes, pos: int, paths: list[str], znodes: list[Dat
     tail_next = _NODE_TAIL_NEXT.size
     add_path = paths.append
     add_node = znodes.append
-    new = _new
     startswith = data.startswith
     prev = b""
     prev_len = 0
@@ -340,19 +336,19 @@ def _decode_nodes_fast(data: bytes, pos: int, paths: list[str], znodes: list[Dat
         if q + tail_next > end:  # the tail and the next path's length
             return pos
         acl, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid, n = unpack(data, q)
-        node = new(DataNode)
-        node.data = d
-        node.acl = acl
-        node.czxid = czxid
-        node.mzxid = czxid if mzxid == czxid else mzxid
-        node.ctime = ctime
-        node.mtime = ctime if mtime == ctime else mtime
-        node.version = version
-        node.cversion = cversion
-        node.aversion = aversion
-        node.ephemeral_owner = owner
-        node.pzxid = czxid if pzxid == czxid else pzxid
-        node.children = None
+        node = new_node(
+            d,
+            acl,
+            czxid,
+            czxid if mzxid == czxid else mzxid,
+            ctime,
+            ctime if mtime == ctime else mtime,
+            version,
+            cversion,
+            aversion,
+            owner,
+            czxid if pzxid == czxid else pzxid,
+        )
         add_path(path)
         add_node(node)
         pos = q + tail
