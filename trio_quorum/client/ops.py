@@ -35,7 +35,6 @@ from ..protocol.consts import AddWatchMode, EventType, OpCode, WatcherType
 from ..protocol.data import ACL, OPEN_ACL_UNSAFE, Stat
 from ..protocol.records import (
     AddWatchRequest,
-    CheckVersionRequest,
     CreateRequest,
     CreateTTLRequest,
     DeleteRequest,
@@ -204,9 +203,13 @@ class Operations(SessionDriver):
     set_acl = set_acls
 
     async def check(self, path: str, version: int) -> None:
-        """Raise BadVersionError unless ``path`` is at ``version`` (NoNodeError if missing)."""
-        full = self._full(path)
-        await self._call(OpCode.check, CheckVersionRequest(full, version), full)
+        """Raise BadVersionError unless ``path`` is at ``version`` (NoNodeError if missing).
+
+        Sent as a one-op multi: ZooKeeper 3.8 serves check only inside a multi.
+        """
+        (res,) = await self.transaction().check(path, version).commit()
+        if isinstance(res, ZookeeperError):
+            raise res
 
     def transaction(self) -> Transaction:
         return Transaction(self._submit_multi, self._full, self._rel)
