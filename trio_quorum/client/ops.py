@@ -52,7 +52,14 @@ from ..protocol.records import (
     SyncRequest,
 )
 from .core import WatchedEvent, WatchKind, add_watch_kind
-from .errors import BadArgumentsError, NodeExistsError, NoNodeError, NotEmptyError, ZookeeperError
+from .errors import (
+    BadArgumentsError,
+    MarshallingError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    ZookeeperError,
+)
 from .session import EventQueue, SessionDriver
 from .transaction import MultiRead, Transaction, create_mode
 
@@ -384,7 +391,14 @@ class Operations(SessionDriver):
                 with trio.move_on_after(max(self.session_timeout, 1.0)) as scope:
                     scope.shield = True
                     try:
-                        await self._call(OpCode.removeWatches, RemoveWatchesRequest(full, int(wtype)), full)
+                        try:
+                            await self._call(OpCode.removeWatches, RemoveWatchesRequest(full, int(wtype)), full)
+                        except MarshallingError:
+                            # ZooKeeper 3.8 takes only Children/Data/Any here: Any, if nothing
+                            # else of ours watches this path
+                            if not any(self._core.has_watches(k, full) for k in WatchKind):
+                                await self._call(OpCode.removeWatches,
+                                                 RemoveWatchesRequest(full, int(WatcherType.Any)), full)
                     except ZookeeperError:
                         pass  # gone already (or the connection is): nothing left to remove
 
