@@ -11,8 +11,7 @@ import pytest
 import trio
 
 from tests.support.ensemble import KINDS, Ensemble, Kind, require_ensemble
-from trio_quorum.client import EventType, SessionState, open_client
-from trio_quorum.client.recipes._util import retry
+from trio_quorum.client import EventType, SessionState, open_client, retry
 
 pytestmark = pytest.mark.slow
 

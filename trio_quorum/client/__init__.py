@@ -15,10 +15,12 @@ from .core import SessionState, WatchedEvent
 from .errors import *  # noqa: F403 - every error class is public
 from .errors import __all__ as _errors_all
 from .ops import ChildrenEvent, DataEvent, Watch
+from .recipes._util import retry
 from .transaction import MultiRead, RolledBack, Transaction
 
 __all__ = [
     "open_client",
+    "retry",
     "Client",
     "SessionState",
     "WatchedEvent",
