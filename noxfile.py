@@ -14,7 +14,8 @@ PY = "3.11"
 def tests(session: nox.Session) -> None:
     """The default test run: unit, simulation and integration tests (< ~10 minutes)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", "-m", "not slow", *session.posargs)
+    # Not -q: one progress line per test file; pyproject's addopts add -rfEs (why each skip).
+    session.run("pytest", "-m", "not slow", *session.posargs)
 
 
 @nox.session(python=PY)
@@ -51,9 +52,32 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def serve(session: nox.Session) -> None:
-    """Run one standalone server in the foreground: nox -s serve -- [zoo.cfg]."""
+    """Run one standalone server in the foreground: nox -s serve -- [zoo.cfg] [serve options].
+
+    After installing, nox *replaces itself* with the server (``os.execv``): the
+    PID a service manager, ``timeout`` or ``kill`` sees is the server's, so
+    SIGTERM or Ctrl-C reaches it directly and it stops cleanly (flushing
+    storage).  With ``session.run`` nox would die at once on SIGTERM and leave
+    the server running without a parent, or SIGKILL it 0.5 s after Ctrl-C.
+    Sessions listed after ``serve`` on the same nox command line do not run.
+    """
+    import os
+    import sys
+
     session.install("-e", ".")
-    session.run("trio-quorum", "serve", *session.posargs)
+    try:
+        program = os.path.join(session.bin, "trio-quorum")
+    except ValueError:  # --no-venv: no bin directory of ours
+        program = ""
+    if not os.path.exists(program):
+        program = sys.executable
+        argv = [program, "-m", "trio_quorum", "serve", *session.posargs]
+    else:
+        argv = [program, "serve", *session.posargs]
+    session.log(" ".join(argv) + "  (nox replaces itself with the server)")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(program, argv)
 
 
 def sans_io_modules() -> list[str]:
