@@ -26,10 +26,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def typecheck(session: nox.Session) -> None:
-    """mypy: strict on actors/ and on every sans-IO core."""
+    """mypy --strict on the whole package: actors/ and every module of trio_quorum/."""
     session.install("-e", ".[test,dev]")
-    session.run("mypy", "--strict", "actors")
-    session.run("mypy", "--strict", *sans_io_modules())
+    session.run("mypy", "--strict", "actors", "trio_quorum")
 
 
 @nox.session(python=PY)
@@ -78,28 +77,3 @@ def serve(session: nox.Session) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(program, argv)
-
-
-def sans_io_modules() -> list[str]:
-    """Files under trio_quorum/ that declare ``__sans_io__ = True`` at top level.
-
-    The same discovery as tests/test_layering.py (which also checks their imports),
-    so a new sans-IO core is type-checked strictly as soon as it declares itself.
-    """
-    import ast
-    import pathlib
-
-    root = pathlib.Path(__file__).resolve().parent
-    found = []
-    for path in sorted((root / "trio_quorum").rglob("*.py")):
-        for node in ast.parse(path.read_text(), str(path)).body:
-            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-            if (
-                isinstance(node, (ast.Assign, ast.AnnAssign))
-                and any(isinstance(t, ast.Name) and t.id == "__sans_io__" for t in targets)
-                and isinstance(node.value, ast.Constant)
-                and node.value.value is True
-            ):
-                found.append(str(path.relative_to(root)))
-                break
-    return found

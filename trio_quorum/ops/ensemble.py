@@ -121,7 +121,10 @@ def plan(root: Path, size: int, observers: int, base_port: int | None) -> list[P
             raise ValueError(f"--base-port {base_port}: the last port {ports[-1]} is above 65535")
     else:
         ports = _free_ports(3 * n)
-    return [Peer(i + 1, roles[i], *ports[3 * i: 3 * i + 3], directory=root / f"peer{i + 1}") for i in range(n)]
+    return [
+        Peer(i + 1, roles[i], ports[3 * i], ports[3 * i + 1], ports[3 * i + 2], root / f"peer{i + 1}")
+        for i in range(n)
+    ]
 
 
 def write_files(peers: list[Peer]) -> None:
