@@ -14,7 +14,8 @@ PY = "3.11"
 def tests(session: nox.Session) -> None:
     """The default test run: unit, simulation and integration tests (< ~10 minutes)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", "-m", "not slow", *session.posargs)
+    # Not -q: one progress line per test file; pyproject's addopts add -rfEs (why each skip).
+    session.run("pytest", "-m", "not slow", *session.posargs)
 
 
 @nox.session(python=PY)
@@ -25,10 +26,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def typecheck(session: nox.Session) -> None:
-    """mypy: strict on actors/ and on every sans-IO core."""
+    """mypy --strict on the whole package: actors/ and every module of trio_quorum/."""
     session.install("-e", ".[test,dev]")
-    session.run("mypy", "--strict", "actors")
-    session.run("mypy", "--strict", *sans_io_modules())
+    session.run("mypy", "--strict", "actors", "trio_quorum")
 
 
 @nox.session(python=PY)
@@ -51,31 +51,29 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def serve(session: nox.Session) -> None:
-    """Run one standalone server in the foreground: nox -s serve -- [zoo.cfg]."""
-    session.install("-e", ".")
-    session.run("trio-quorum", "serve", *session.posargs)
+    """Run one standalone server in the foreground: nox -s serve -- [zoo.cfg] [serve options].
 
-
-def sans_io_modules() -> list[str]:
-    """Files under trio_quorum/ that declare ``__sans_io__ = True`` at top level.
-
-    The same discovery as tests/test_layering.py (which also checks their imports),
-    so a new sans-IO core is type-checked strictly as soon as it declares itself.
+    After installing, nox *replaces itself* with the server (``os.execv``): the
+    PID a service manager, ``timeout`` or ``kill`` sees is the server's, so
+    SIGTERM or Ctrl-C reaches it directly and it stops cleanly (flushing
+    storage).  With ``session.run`` nox would die at once on SIGTERM and leave
+    the server running without a parent, or SIGKILL it 0.5 s after Ctrl-C.
+    Sessions listed after ``serve`` on the same nox command line do not run.
     """
-    import ast
-    import pathlib
+    import os
+    import sys
 
-    root = pathlib.Path(__file__).resolve().parent
-    found = []
-    for path in sorted((root / "trio_quorum").rglob("*.py")):
-        for node in ast.parse(path.read_text(), str(path)).body:
-            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-            if (
-                isinstance(node, (ast.Assign, ast.AnnAssign))
-                and any(isinstance(t, ast.Name) and t.id == "__sans_io__" for t in targets)
-                and isinstance(node.value, ast.Constant)
-                and node.value.value is True
-            ):
-                found.append(str(path.relative_to(root)))
-                break
-    return found
+    session.install("-e", ".")
+    try:
+        program = os.path.join(session.bin, "trio-quorum")
+    except ValueError:  # --no-venv: no bin directory of ours
+        program = ""
+    if not os.path.exists(program):
+        program = sys.executable
+        argv = [program, "-m", "trio_quorum", "serve", *session.posargs]
+    else:
+        argv = [program, "serve", *session.posargs]
+    session.log(" ".join(argv) + "  (nox replaces itself with the server)")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(program, argv)

@@ -27,6 +27,17 @@ def _last_value(text: str, name: str) -> tuple[int, str] | None:
     return found
 
 
+def _file_in_the_way(path: str) -> str | None:
+    """The nearest existing component of ``path`` (itself or a parent) when it is not a directory."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return None if os.path.isdir(path) else path
+
+
 def load_config(path: str | os.PathLike[str], *, cwd: str | None = None) -> tuple[ServerConfig, list[str]]:
     """Parse the zoo.cfg at ``path``; relative paths inside resolve against ``cwd``
     (default: the process's working directory, as ZooKeeper does).
@@ -41,7 +52,13 @@ def load_config(path: str | os.PathLike[str], *, cwd: str | None = None) -> tupl
     base = os.path.abspath(cwd or os.getcwd())
     myid_text = None
     data_dir = _last_value(text, "dataDir")
-    if data_dir is not None:
+    not_a_dir: list[ConfigProblem] = []
+    for key in ("dataDir", "dataLogDir"):
+        found = _last_value(text, key)
+        blocker = _file_in_the_way(os.path.join(base, found[1])) if found is not None else None
+        if found is not None and blocker is not None:
+            not_a_dir.append(ConfigProblem(f"{blocker} is a file, not a directory", key, found[0]))
+    if data_dir is not None and not not_a_dir:
         myid_path = os.path.join(base, data_dir[1], "myid")
         try:
             myid_text = _read(myid_path)
@@ -59,8 +76,12 @@ def load_config(path: str | os.PathLike[str], *, cwd: str | None = None) -> tupl
         except (OSError, UnicodeDecodeError) as exc:
             unreadable = (dynamic[0], f"cannot read {dynamic_path}: {exc}")
     try:
-        return parse_config(text, cwd=base, myid_text=myid_text, dynamic_text=dynamic_text)
+        parsed = parse_config(text, cwd=base, myid_text=myid_text, dynamic_text=dynamic_text)
     except ConfigError as err:
+        if not_a_dir:
+            # A dataDir that is a file is the problem, not the myid it cannot hold.
+            others = [p for p in err.problems if p.key != "myid"]
+            raise ConfigError(problems=not_a_dir + others) from None
         if unreadable is None:
             raise
         # Say why the dynamic file was not read, in place of the parser's "was not read".
@@ -70,3 +91,6 @@ def load_config(path: str | os.PathLike[str], *, cwd: str | None = None) -> tupl
             for p in err.problems
         ]
         raise ConfigError(problems=problems) from None
+    if not_a_dir:
+        raise ConfigError(problems=not_a_dir)
+    return parsed
