@@ -276,8 +276,7 @@ def _cpu() -> float:
 
 def _run_worker(
     idx: int,
-    host: str,
-    port: int,
+    endpoints: list[tuple[str, int]],
     spec: LoadSpec,
     session_ids: list[int],
     ready: Any,
@@ -291,6 +290,7 @@ def _run_worker(
         if count_mode:
             quota = spec.total // spec.sessions + (1 if sid < spec.total % spec.sessions else 0)
         name = f"{spec.run_tag}w{idx}s{sid}"
+        host, port = endpoints[sid % len(endpoints)]  # session i on peer i mod n
         sessions.append(_Session(_connect(host, port, spec.session_timeout_ms), name, quota))
     reqs = _Requests(spec, idx)
     ready.put(idx)
@@ -432,8 +432,7 @@ def _run_worker(
 
 def _worker_main(
     idx: int,
-    host: str,
-    port: int,
+    endpoints: list[tuple[str, int]],
     spec: LoadSpec,
     session_ids: list[int],
     ready: Any,
@@ -442,7 +441,7 @@ def _worker_main(
     results: Any,
 ) -> None:
     try:
-        res = _run_worker(idx, host, port, spec, session_ids, ready, go, times)
+        res = _run_worker(idx, endpoints, spec, session_ids, ready, go, times)
     except BaseException:
         res = {"worker": idx, "crash": traceback.format_exc()}
         ready.put(idx)  # never leave the coordinator waiting for a ready that will not come
@@ -452,10 +451,18 @@ def _worker_main(
 # ---------------------------------------------------------------------- coordinator
 
 
-def run_load(host: str, port: int, spec: LoadSpec, server_cpu: Any = None) -> LoadResult:
+def run_load(
+    host: str,
+    port: int,
+    spec: LoadSpec,
+    server_cpu: Any = None,
+    endpoints: list[tuple[str, int]] | None = None,
+) -> LoadResult:
     """Run one load shape against a server and aggregate the workers' reports.
 
     Args:
+        endpoints: for an ensemble, the peers' client addresses; session ``i`` connects
+            to ``endpoints[i % len(endpoints)]`` (default: only ``(host, port)``).
         server_cpu: optional callable returning the server's CPU seconds so far; sampled
             at the window's edges so the report shows how busy the server was.
     Raises:
@@ -464,6 +471,7 @@ def run_load(host: str, port: int, spec: LoadSpec, server_cpu: Any = None) -> Lo
     nworkers = max(1, min(spec.workers, spec.sessions))
     if not spec.run_tag:
         spec = replace(spec, run_tag=f"r{os.getpid() % 10000}-{time.time_ns() % 10**9}-")
+    eps = list(endpoints) if endpoints else [(host, port)]
     ctx = mp.get_context("fork")
     ready, results = ctx.Queue(), ctx.Queue()
     go = ctx.Event()
@@ -473,7 +481,7 @@ def run_load(host: str, port: int, spec: LoadSpec, server_cpu: Any = None) -> Lo
         sids = list(range(w, spec.sessions, nworkers))
         p = ctx.Process(
             target=_worker_main,
-            args=(w, host, port, spec, sids, ready, go, times, results),
+            args=(w, eps, spec, sids, ready, go, times, results),
             name=f"bench-worker-{w}",
             daemon=True,
         )

@@ -40,6 +40,7 @@ from typing import Any
 
 from . import report
 from .client import SyncClient
+from .ensemble import Ensemble
 from .scenarios import GROUP_SETUP, RUNNERS, SCENARIOS, Scenario, Settings, quick, select
 from .servers import TARGETS, ServerFailed, ServerProcess, Target, free_port, write_zoo_cfg
 
@@ -127,8 +128,11 @@ def _run_group(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None, str | None]:
     """Start one server for ``group``, run its scenarios; returns (results, srvr, failure).
 
-    The server's directory is ``workdir/<target>/<subdir or group>``.
+    The server's directory is ``workdir/<target>/<subdir or group>``.  A group of
+    ``ensembleN`` scenarios runs on N peers instead (:func:`_run_ensemble_group`).
     """
+    if scenarios and scenarios[0].peers > 1:
+        return _run_ensemble_group(target, group, scenarios, settings, workdir, log, subdir)
     gdir = workdir / target.name / (subdir or group)
     gdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -176,6 +180,64 @@ def _run_group(
         return results, srvr, None
     finally:
         server.stop()
+
+
+def _run_ensemble_group(
+    target: Target,
+    group: str,
+    scenarios: list[Scenario],
+    settings: Settings,
+    workdir: Path,
+    log: Any,
+    subdir: str | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None, str | None]:
+    """:func:`_run_group` for an ensemble: start every peer, wait until one leads and all
+    serve, probe, set up, run the scenarios; stop every peer.  Scenarios with
+    ``params["start"] = False`` get the ensemble unstarted (they start their own)."""
+    gdir = workdir / target.name / (subdir or group)
+    gdir.mkdir(parents=True, exist_ok=True)
+    ens = Ensemble(target, gdir, scenarios[0].peers, settings.tick_time)
+    results: dict[str, dict[str, Any]] = {}
+    srvr: dict[str, Any] | None = None
+    start = scenarios[0].params.get("start", True)
+    try:
+        if start:
+            t0 = time.monotonic()
+            ens.start()
+            try:
+                leader = ens.wait_serving(settings.ready_timeout)
+                srvr = ens.srvr(leader)
+                c = ens.peers[leader]
+                basic_probe(c)
+            except Exception as exc:
+                return results, None, f"{target.name} ensemble did not start: {exc}"
+            log(
+                f"  [{target.name}] {group}: {ens.size} peers serving in"
+                f" {time.monotonic() - t0:.2f} s, leader {leader}"
+            )
+            setup = GROUP_SETUP.get(group)
+            try:
+                if setup is not None:
+                    setup(ens, settings)
+            except Exception as exc:
+                log(traceback.format_exc())
+                return results, srvr, f"set-up of {group} failed: {type(exc).__name__}: {exc}"
+        for sc in scenarios:
+            t1 = time.monotonic()
+            try:
+                data = RUNNERS[sc.kind](ens, sc, settings)  # type: ignore[arg-type]
+                results[sc.id] = {"status": "ok", **data}
+                log(
+                    f"  [{target.name}] {sc.id}: {report.one_line(sc, data)} ({time.monotonic() - t1:.1f} s)"
+                )
+            except Exception as exc:
+                results[sc.id] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+                log(f"  [{target.name}] {sc.id}: FAILED {exc}\n{traceback.format_exc()}")
+                if start and len(ens.running()) < ens.size:
+                    return results, srvr, f"a peer of {target.name} died during {sc.id}: {exc}"
+        return results, srvr, None
+    finally:
+        ens.stop()
 
 
 @dataclass(frozen=True)
@@ -377,6 +439,13 @@ def run(
                 fig["results"][name] = median_round(got)
             else:
                 fig["results"][name] = got[0]
+        headline = report.HEADLINE.get(sc.kind)
+        if headline is not None:
+            a = fig["results"].get(BASE, {}).get(headline)
+            b = fig["results"].get(OTHER, {}).get(headline)
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a:
+                fig["ratio_per_round"] = [b / a]
+                fig["ratio_median"] = b / a
         if BASE in per_target and OTHER in per_target:
             ratios, med = round_ratios(per_target[BASE], per_target[OTHER])
             fig["ratio_per_round"] = ratios
@@ -463,6 +532,17 @@ def _parser() -> argparse.ArgumentParser:
         "--memory-znodes", type=int, help="znodes for the memory/restart figure (default 100k)"
     )
     p.add_argument("--tick-time", type=int, help="zoo.cfg tickTime in ms (default 2000)")
+    p.add_argument(
+        "--failover-kills", type=int, help="leader kills of the fail-over figure (default 10; 2 quick)"
+    )
+    p.add_argument(
+        "--coldstart-trials", type=int, help="cold starts of the ensemble (default 3; 1 quick)"
+    )
+    p.add_argument(
+        "--catchup-writes",
+        type=int,
+        help="writes a restarted follower is behind (default 100k; 2k quick)",
+    )
     p.add_argument("--expiry-timeout-ms", type=int, help="session timeout of the expiry probe")
     p.add_argument("--expiry-trials", type=int, help="concurrent expiry trials")
     p.add_argument(
@@ -503,6 +583,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "memory_znodes": args.memory_znodes,
         "expiry_timeout_ms": args.expiry_timeout_ms,
         "expiry_trials": args.expiry_trials,
+        "failover_kills": args.failover_kills,
+        "coldstart_trials": args.coldstart_trials,
+        "catchup_writes": args.catchup_writes,
     }
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     return settings

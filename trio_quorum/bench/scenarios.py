@@ -4,9 +4,12 @@ A :class:`Scenario` says *what* is measured; its ``kind`` picks the runner below
 its ``group`` says which scenarios share one server process (the throughput
 scenarios share one, so the JVM's JIT warms up once and start-up is paid once; the
 memory and expiry figures each want a fresh server).  ``topology`` is
-``standalone`` today; 3-node ensemble figures (throughput, fail-over, cold-start
-election) are new scenarios with ``topology="ensemble3"`` and new kinds, run by a
-runner that starts three :class:`~.servers.ServerProcess`es.
+``standalone`` or ``ensembleN``: a group of ``ensembleN`` scenarios runs against N
+peers (:class:`~.ensemble.Ensemble`) started together, its runners get the
+ensemble where the standalone ones get the server (ensemble throughput is the
+same runner, its sessions spread over the peers or placed on the leader or a
+follower: ``params["on"]``); ``params["start"] = False`` leaves the peers to the
+runner (cold start).
 
 Every runner returns a plain JSON-able dict of measured values, never a made-up one.
 """
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol.consts import CreateFlag
+from . import ensemble_runs
 from .client import SyncClient, ZkError
 from .loadgen import LoadSpec, populate_keys, run_load
 from .servers import ServerProcess
@@ -55,6 +59,11 @@ class Settings:
     #: Throughput groups run in this many rounds, each on fresh servers, the targets
     #: alternating who goes first; the round with the median throughput is reported.
     rounds: int = 3
+    #: Ensemble figures: leader kills of the fail-over figure, cold starts, and how many
+    #: writes a restarted follower is behind in the catch-up figure.
+    failover_kills: int = 10
+    coldstart_trials: int = 3
+    catchup_writes: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,11 @@ class Scenario:
     params: dict[str, Any] = field(default_factory=dict)
     topology: str = "standalone"
     needs_big: bool = False
+
+    @property
+    def peers(self) -> int:
+        """1 standalone; N for ``ensembleN``."""
+        return int(self.topology[len("ensemble") :]) if self.topology.startswith("ensemble") else 1
 
 
 _OPS = [
@@ -114,6 +128,78 @@ SCENARIOS: list[Scenario] = [
         needs_big=True,
     ),
     Scenario("expiry", "expiry", "Session expiry precision", "expiry"),
+    # -- ensembles: every peer of a target on this machine, clients spread over the peers
+    *(
+        Scenario(
+            id=f"ensemble3.{op}.8x32",
+            kind="throughput",
+            title=f"3 peers: {title}, 8 sessions x 32 in flight, spread over the peers",
+            group="ensemble3",
+            params={"op": op, "sessions": 8, "inflight": 32, "on": "spread"},
+            topology="ensemble3",
+        )
+        for op, title in [_OPS[1], _OPS[3], _OPS[0], _OPS[2]]
+    ),
+    *(
+        Scenario(
+            id=f"ensemble3.{op}.1x1.{on}",
+            kind="throughput",
+            title=f"3 peers: {title}, 1 session x 1 in flight, on the {on}",
+            group="ensemble3",
+            params={"op": op, "sessions": 1, "inflight": 1, "on": on},
+            topology="ensemble3",
+        )
+        for op, title in [_OPS[1], _OPS[3]]
+        for on in ("follower", "leader")
+    ),
+    Scenario(
+        "ensemble5.set.8x32",
+        "throughput",
+        "5 peers: setData, 8 sessions x 32 in flight, spread over the peers",
+        "ensemble5",
+        {"op": "set", "sessions": 8, "inflight": 32, "on": "spread"},
+        topology="ensemble5",
+    ),
+    Scenario(
+        "ensemble3.failover",
+        "failover",
+        "3 peers: fail-over, kill -9 of the leader under write load to the first write"
+        " acknowledged by the new leader",
+        "ensemble3.failover",
+        topology="ensemble3",
+    ),
+    Scenario(
+        "ensemble3.coldstart",
+        "coldstart",
+        "3 peers: cold start, 3 processes started together to the first write acknowledged",
+        "ensemble3.coldstart",
+        {"start": False},
+        topology="ensemble3",
+    ),
+    Scenario(
+        "ensemble3.catchup",
+        "catchup",
+        "3 peers: follower catch-up, a follower restarted N writes behind until synced",
+        "ensemble3.catchup",
+        topology="ensemble3",
+    ),
+    Scenario(
+        "ensemble3.memory.100k",
+        "ens_memory",
+        "3 peers: memory per peer with 100k znodes",
+        "ensemble3.memory.100k",
+        {"size": "memory_znodes"},
+        topology="ensemble3",
+    ),
+    Scenario(
+        "ensemble3.memory.1m",
+        "ens_memory",
+        "3 peers: memory per peer with 1M znodes",
+        "ensemble3.memory.1m",
+        {"size": "big_znodes"},
+        topology="ensemble3",
+        needs_big=True,
+    ),
 ]
 
 
@@ -155,8 +241,11 @@ def run_throughput(server: ServerProcess, sc: Scenario, settings: Settings) -> d
         keys=settings.keys,
         create_prefix=CREATE_PREFIX,
     )
+    endpoints = server.endpoints(p.get("on", "spread"))
     runs = [
-        run_load(server.host, server.port, spec, server_cpu=server.cpu_seconds)
+        run_load(
+            server.host, server.port, spec, server_cpu=server.cpu_seconds, endpoints=endpoints
+        )
         for _ in range(max(1, settings.repeat))
     ]
     res = sorted(runs, key=lambda r: r.throughput)[(len(runs) - 1) // 2]
@@ -165,7 +254,11 @@ def run_throughput(server: ServerProcess, sc: Scenario, settings: Settings) -> d
     out["server_cpu_util"] = (
         (res.server_cpu_s / res.window_s) if res.server_cpu_s is not None else None
     )
-    out["server_rss_bytes"] = server.rss_bytes()
+    out["server_rss_bytes"] = server.rss_bytes()  # an ensemble: its largest peer
+    if sc.peers > 1:
+        out["peers"] = sc.peers
+        out["placement"] = p.get("on", "spread")
+        out["endpoints"] = [port for _h, port in endpoints]
     return out
 
 
@@ -303,15 +396,27 @@ def run_expiry(server: ServerProcess, sc: Scenario, settings: Settings) -> dict[
     }
 
 
+def _setup_ensemble_throughput(ens: Any, settings: Settings) -> None:
+    _setup_throughput(ens, settings)
+    ens.wait_converged()  # every peer has the keys before a load reads them anywhere
+
+
 RUNNERS: dict[str, Runner] = {
     "throughput": run_throughput,
     "memory": run_memory,
     "expiry": run_expiry,
+    "failover": ensemble_runs.run_failover,  # type: ignore[dict-item]
+    "coldstart": ensemble_runs.run_coldstart,  # type: ignore[dict-item]
+    "catchup": ensemble_runs.run_catchup,  # type: ignore[dict-item]
+    "ens_memory": ensemble_runs.run_ens_memory,  # type: ignore[dict-item]
 }
 
 #: Work done once when a group's server has started, before its scenarios.
-GROUP_SETUP: dict[str, Callable[[ServerProcess, Settings], None]] = {
-    "throughput": _setup_throughput
+GROUP_SETUP: dict[str, Callable[[Any, Settings], None]] = {
+    "throughput": _setup_throughput,
+    "ensemble3": _setup_ensemble_throughput,
+    "ensemble5": _setup_ensemble_throughput,
+    "ensemble3.catchup": _setup_ensemble_throughput,
 }
 
 
@@ -328,6 +433,9 @@ def quick(settings: Settings) -> Settings:
         expiry_trials=2,
         ready_timeout=60.0,
         rounds=1,
+        failover_kills=2,
+        coldstart_trials=1,
+        catchup_writes=2_000,
     )
 
 

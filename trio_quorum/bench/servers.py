@@ -2,9 +2,8 @@
 
 Both targets read the *same* generated ``zoo.cfg``; that is the point of the
 comparison.  A :class:`Target` is data: a name, how to build its command line from
-a config path, and a check that says why it cannot run.  Adding a 3-node ensemble
-later means writing one ``zoo.cfg`` per node with ``server.N`` lines
-(:func:`write_zoo_cfg` already takes them) and starting N :class:`ServerProcess`es.
+a config path, and a check that says why it cannot run.  An ensemble is N
+:class:`ServerProcess`es, one ``zoo.cfg`` each (:mod:`.ensemble`).
 
 Invariants:
 
@@ -40,6 +39,7 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
 
 #: Debian's zookeeper.jar names its dependencies in its manifest's Class-Path;
 #: slf4j-nop silences the "no binding" warning and keeps logging off the hot path.
@@ -206,6 +206,9 @@ class ServerProcess:
     def start(self) -> None:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.target.kind == "trio-quorum":
+            # the server runs the code next to this harness, not whatever is installed
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.target.command(self.cfg_path),
@@ -255,6 +258,10 @@ class ServerProcess:
         raise ServerFailed(
             f"{self.target.name} not ready after {timeout:.0f} s ({last_err}); log tail:\n{_log_tail(self.log_path)}"
         )
+
+    def endpoints(self, on: str = "spread") -> list[tuple[str, int]]:
+        """Client addresses for a load (one server: always itself; see ``Ensemble.endpoints``)."""
+        return [(self.host, self.port)]
 
     def rss_bytes(self) -> int:
         """Resident set size of the server process (``VmRSS`` in /proc/PID/status)."""
