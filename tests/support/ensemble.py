@@ -470,6 +470,33 @@ class Ensemble:
         leaders = [s for s, m in self.modes().items() if m == "leader"]
         return leaders[0] if len(leaders) == 1 else None
 
+    def last_logged_zxid(self, sid: int) -> int:
+        """The highest zxid in peer ``sid``'s txn logs, read from its files (both kinds write
+        ZooKeeper's format): what it logged, acknowledged or not — ``srvr`` shows only what it
+        applied.  0 when nothing is logged.  Safe on a running peer: a half-written last entry
+        reads as a torn tail, which ends the scan."""
+        from trio_quorum.persistence.files import list_logs, scan_log_file
+
+        version2 = str(self.peers[sid].data_dir / "version-2")
+        last = 0
+        if not os.path.isdir(version2):
+            return last
+        for _zxid, path in list_logs(version2):
+            for entry in scan_log_file(path).entries:
+                last = max(last, entry.hdr.zxid)
+        return last
+
+    def wait_logged(self, sid: int, above: int, timeout: float = 30.0) -> int:
+        """Wait until peer ``sid`` has logged a zxid above ``above``; return its last logged zxid."""
+
+        def check() -> tuple[bool, object]:
+            z = self.last_logged_zxid(sid)
+            return z > above, z
+
+        got = self._poll(f"peer {sid} logged a zxid above {above:#x}", timeout, [sid], check)
+        assert isinstance(got, int)
+        return got
+
     def session_peer(self, session_id: int) -> int | None:
         """The live peer holding a connection of ``session_id`` (its ``cons`` lists ``sid=0x..``)."""
         needle = f"sid=0x{session_id & 0xFFFFFFFFFFFFFFFF:x},"
