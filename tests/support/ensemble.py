@@ -53,6 +53,7 @@ first on ``PYTHONPATH``.  ``serve`` once refused ensemble configurations (exit
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -497,6 +498,14 @@ class Ensemble:
         assert isinstance(got, int)
         return got
 
+    def sessions(self, sid: int) -> set[int]:
+        """Session ids of the client connections peer ``sid`` holds (from its ``cons``)."""
+        try:
+            text = four_letter_word(self.peers[sid].client_port, "cons")
+        except OSError:
+            return set()
+        return {int(m, 16) for m in re.findall(r"sid=0x([0-9a-fA-F]+)", text)}
+
     def session_peer(self, session_id: int) -> int | None:
         """The live peer holding a connection of ``session_id`` (its ``cons`` lists ``sid=0x..``)."""
         needle = f"sid=0x{session_id & 0xFFFFFFFFFFFFFFFF:x},"
@@ -550,6 +559,12 @@ class Ensemble:
                     + self._log_digest()
                 )
             self._pause_between_polls(watched)
+
+    def poll(self, what: str, timeout: float, check: Callable[[], tuple[bool, object]]) -> object:
+        """Poll ``check() -> (done, value)`` (it should ask the peers, e.g. a four-letter word)
+        until done, at most every ``POLL_INTERVAL`` s, up to ``timeout`` s; return the value.
+        A live peer that dies meanwhile ends the wait with its log (:class:`EnsembleError`)."""
+        return self._poll(what, timeout, self.live(), check)
 
     def wait_serving(self, timeout: float = 60.0) -> int:
         """Wait until every live peer answers ``srvr`` with a serving mode and exactly one of them
