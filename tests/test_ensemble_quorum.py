@@ -114,7 +114,7 @@ def test_five_peers_survive_two_leader_kills_lose_quorum_at_three_and_recover(tm
 
                 for i in range(5):
                     write(f"start-{i}")
-                zk.sync("/")
+                ens.wait_zxid_converged(FAILOVER_BOUND)  # every peer applied (so logged) them
                 _check_foreground_and_relative_data_dir(ens, root)
 
                 # 2. the first leader killed: four peers left
