@@ -68,7 +68,7 @@ KINDS_RESTARTS = [
 
 START_TIMEOUT = 60.0
 #: A restarted peer serves again within this bound (ZooKeeper: under 2 s here, even under load).
-REJOIN_BOUND = 15.0
+REJOIN_BOUND = 10.0
 #: A new leader serves, and every writer's next write is acknowledged, within this bound.
 FAILOVER_BOUND = 15.0
 #: Writers' session timeout (s): outlives every failover here.
@@ -262,7 +262,27 @@ def _follower(ens: Ensemble) -> int:
     return next(s for s in ens.live() if s != leader)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+#: The leader-kill case meets, in about one run in three, a trio-quorum bug that loses
+#: acknowledged writes: marked xfail *non*-strict, as a strict mark would fail on the runs
+#: that pass.  Remove the mark once it is fixed.
+KINDS_LEADER_KILL = [
+    pytest.param("zookeeper", marks=pytest.mark.zookeeper, id="zookeeper"),
+    pytest.param(
+        "trio-quorum",
+        id="trio-quorum",
+        marks=pytest.mark.xfail(
+            strict=False,
+            reason="trio-quorum bug (intermittent): the new leader is elected with, and establishes "
+            "its epoch from, its last *applied* zxid, not its last *logged* one; proposals logged "
+            "on a quorum (so committed and acknowledged by the killed leader) but whose COMMIT "
+            "was lost are never applied: the write is missing from every tree, though in every "
+            "peer's txn log",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS_LEADER_KILL)
 def test_acknowledged_writes_survive_a_leader_kill_under_load(tmp_path: Path, kind: Kind) -> None:
     require_ensemble(kind)
     with Ensemble(tmp_path / kind, kind=kind, size=3, start_timeout=START_TIMEOUT) as ens:

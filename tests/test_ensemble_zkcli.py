@@ -12,7 +12,7 @@ holding a session that is not ours), then SIGKILLed, so that:
   fires it (zkCli prints the NodeDataChanged event);
 * ``get`` / ``set`` / ``ls`` / ``create`` / ``delete`` run through the second
   peer;
-* with five peers, the second is killed too (three are left, a quorum) and
+* with five peers (``slow``), the second is killed too (three are left, a quorum) and
   ``get`` / ``ls`` / ``delete`` run through the third peer zkCli lands on.
   (No killed peer is restarted here: a restarted follower meets the bug of
   ``tests/test_ensemble_rejoin.py``.)
@@ -141,7 +141,7 @@ def _zkcli_peer(ens: Ensemble, ours: frozenset[int] = frozenset()) -> int:
     return peer
 
 
-@pytest.mark.parametrize("size", [3, 5])
+@pytest.mark.parametrize("size", [3, pytest.param(5, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("kind", KINDS)
 def test_zkcli_session_through_different_peers_with_failover(tmp_path: Path, kind: Kind, size: int) -> None:
     require_ensemble(kind)

@@ -39,8 +39,9 @@ Invariants:
   waits poll it, at most every ``POLL_INTERVAL`` seconds, and between polls
   they wait on the processes' exit (a peer that dies ends the wait at once,
   with its log in the error).
-* ``__exit__`` stops every peer still running (SIGCONT + SIGTERM to all, a
-  bounded wait, then SIGKILL), whatever the test did.
+* ``__exit__`` stops every peer still running, whatever the test did: SIGKILL to
+  all and a bounded wait (``close(graceful=True)``: SIGCONT + SIGTERM, a bounded
+  wait, then SIGKILL).
 
 trio-quorum peers run as ``trio-quorum serve zoo.cfg`` (:func:`trio_quorum_command`:
 the console script next to this interpreter), in the foreground, this checkout
@@ -419,11 +420,15 @@ class Ensemble:
         self._signal(p, SIGCONT)
         p.paused = False
 
-    def close(self, timeout: float = 15.0) -> None:
-        """Stop every peer still running: SIGTERM all at once, then a bounded wait each."""
+    def close(self, timeout: float = 15.0, *, graceful: bool = False) -> None:
+        """Stop every peer still running, all at once, then a bounded wait each.
+
+        By default with SIGKILL: a teardown, not a check (a trio-quorum peer takes 2-4 s to
+        exit on SIGTERM; tests/test_ensemble_stop.py checks that, and :meth:`stop` is the clean
+        stop of one peer).  ``graceful``: SIGTERM (+ SIGCONT), then SIGKILL after ``timeout``."""
         for p in self.peers.values():
             if p.running():
-                self._signal(p, SIGTERM)
+                self._signal(p, SIGTERM if graceful else SIGKILL)
                 self._signal(p, SIGCONT)
         deadline = time.monotonic() + timeout
         for p in self.peers.values():
