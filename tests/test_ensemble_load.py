@@ -310,12 +310,14 @@ def test_acknowledged_writes_survive_kills_and_restarts_under_load(tmp_path: Pat
             more()  # writes go on with two peers
             ens.start_peer(leader)  # restarted mid-load: catches up while writes go on
             more()
+            ens.wait_answering(leader, START_TIMEOUT)
             ens.wait_serving(REJOIN_BOUND)
             follower = _follower(ens)
             ens.kill(follower)
             more()
             ens.start_peer(follower)
             more()
+            ens.wait_answering(follower, START_TIMEOUT)
 
         writers = _run_under_load(ens, n_writers=3, chunk=150, scenario=scenario)
         assert sum(len(w.ack_times) for w in writers) >= 6 * 150
@@ -340,11 +342,14 @@ def test_acknowledged_writes_survive_repeated_kills_of_five_peers_under_load(tmp
                 more()
                 ens.start_peer(second)
                 more()
+                for sid in (first, second):
+                    ens.wait_answering(sid, START_TIMEOUT)
                 follower = _follower(ens)
                 ens.kill(follower)
                 more()
                 ens.start_peer(follower)
                 more()
+                ens.wait_answering(follower, START_TIMEOUT)
 
         writers = _run_under_load(ens, n_writers=4, chunk=200, scenario=scenario)
         assert sum(len(w.ack_times) for w in writers) >= 13 * 200

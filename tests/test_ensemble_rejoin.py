@@ -32,7 +32,7 @@ from tests.support.ensemble import Ensemble, Kind, kazoo_client, op_retry, requi
 
 START_TIMEOUT = 60.0
 FAILOVER_BOUND = 15.0
-#: A restarted peer serves again this long after its start (ZooKeeper: well under 2 s here).
+#: A restarted peer serves again this long after it answers srvr (ZooKeeper: well under 2 s here).
 REJOIN_BOUND = 10.0
 
 _AHEAD_BUG = (
@@ -68,6 +68,7 @@ def test_follower_killed_after_writes_in_the_epoch_rejoins(tmp_path: Path, kind:
             ens.kill(follower)  # its log now ends in the leader's epoch, after the election
             zk.create("/while-down", b"2")
         ens.start_peer(follower)
+        ens.wait_answering(follower, START_TIMEOUT)
         assert ens.wait_serving(REJOIN_BOUND) == leader
         assert ens.mode(follower) == "follower"
         got = _read_all(ens, follower, ["/before-9", "/while-down"])
@@ -113,6 +114,7 @@ def test_old_leader_with_an_unacknowledged_logged_proposal_is_truncated_and_rejo
         assert new_zxid >> 32 > ahead >> 32 and ens.last_logged_zxid(old) == ahead
 
         ens.start_peer(old)  # its log: (old epoch, ahead) — beyond the new leader's in that epoch
+        ens.wait_answering(old, START_TIMEOUT)
         assert ens.wait_serving(REJOIN_BOUND) == new
         assert ens.mode(old) == "follower"
         ens.wait_zxid_converged(FAILOVER_BOUND)

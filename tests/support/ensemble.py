@@ -611,6 +611,19 @@ class Ensemble:
         assert isinstance(got, str)
         return got
 
+    def wait_answering(self, sid: int, timeout: float = 60.0) -> None:
+        """Wait until peer ``sid`` answers a four-letter word at all (serving or not): its
+        process is up — for ZooKeeper, the JVM has started — so that a bound on what it does
+        next (rejoin, sync) does not include its start-up time on a loaded machine."""
+
+        def check() -> tuple[bool, object]:
+            try:
+                return bool(four_letter_word(self.peers[sid].client_port, "srvr")), None
+            except OSError as exc:
+                return False, repr(exc)
+
+        self._poll(f"peer {sid} answering srvr", timeout, [sid], check)
+
     def wait_not_serving(self, sids: Iterable[int], timeout: float = 60.0) -> None:
         """Wait until every one of ``sids`` is alive and answers ``srvr`` without a serving mode
         (ZooKeeper's "not currently serving requests": LOOKING, no quorum)."""
