@@ -39,32 +39,37 @@ Invariants:
   waits poll it, at most every ``POLL_INTERVAL`` seconds, and between polls
   they wait on the processes' exit (a peer that dies ends the wait at once,
   with its log in the error).
-* ``__exit__`` stops every peer still running (SIGCONT + SIGTERM to all, a
-  bounded wait, then SIGKILL), whatever the test did.
+* ``__exit__`` stops every peer still running, whatever the test did: SIGKILL to
+  all and a bounded wait (``close(graceful=True)``: SIGCONT + SIGTERM, a bounded
+  wait, then SIGKILL).
 
-trio-quorum refuses ensemble configurations until replication runs: a peer
-exits with status 2 and "replication is not available" on stderr.
-:func:`ensemble_refusal` detects that by running one peer (once per test
-session) and :func:`require_ensemble` skips with that reason; an ensemble
-that meets the refusal anyway raises :class:`ReplicationUnavailable`.
+trio-quorum peers run as ``trio-quorum serve zoo.cfg`` (:func:`trio_quorum_command`:
+the console script next to this interpreter), in the foreground, this checkout
+first on ``PYTHONPATH``.  ``serve`` once refused ensemble configurations (exit
+2, "replication is not available"); a peer that still does raises
+:class:`ReplicationUnavailable` — a failure, no longer a skip.
+:func:`require_ensemble` skips only when Apache ZooKeeper (or Java) is missing.
 """
 
 from __future__ import annotations
 
-import functools
 import os
+import re
 import socket
 import subprocess
 import sys
-import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from signal import SIGCONT, SIGKILL, SIGSTOP, SIGTERM
 from typing import Literal
 
 import pytest
+from kazoo.client import KazooClient
+from kazoo.retry import KazooRetry
 
 from .apache_zk import zk_java_command, zookeeper_unavailable_reason
 
@@ -76,11 +81,15 @@ __all__ = [
     "Ensemble",
     "EnsembleError",
     "ReplicationUnavailable",
-    "ensemble_refusal",
     "ensemble_unavailable_reason",
     "require_ensemble",
     "srvr",
     "four_letter_word",
+    "trio_quorum_command",
+    "connection_retry",
+    "op_retry",
+    "kazoo_client",
+    "StateLog",
 ]
 
 Kind = Literal["trio-quorum", "zookeeper"]
@@ -125,6 +134,17 @@ def srvr(port: int, timeout: float = 2.0) -> dict[str, str]:
         if sep and key and not key.startswith(" "):
             out[key.strip()] = value.strip()
     return out if "Mode" in out else {}
+
+
+def trio_quorum_command(*args: str) -> list[str]:
+    """``trio-quorum ARGS...`` as an operator runs it: the ``trio-quorum`` console script installed
+    next to this interpreter, or ``python -m trio_quorum`` where no script is installed.  Either
+    way the code imported is this checkout's (``start_peer`` puts it first on ``PYTHONPATH``,
+    which precedes an editable install's finder)."""
+    script = Path(sys.executable).parent / "trio-quorum"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), *args]
+    return [sys.executable, "-m", "trio_quorum", *args]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -293,7 +313,14 @@ class Ensemble:
     def _command(self) -> list[str]:
         if self.kind == "zookeeper":
             return zk_java_command(_ZK_MAIN, "zoo.cfg", java_opts=self.java_opts)
-        return [sys.executable, "-m", "trio_quorum", "serve", "zoo.cfg"]
+        return trio_quorum_command("serve", "zoo.cfg")
+
+    def pid(self, sid: int) -> int:
+        """The PID of peer ``sid``'s current process (it must have been started)."""
+        proc = self.peers[sid].proc
+        if proc is None:
+            raise EnsembleError(f"peer {sid} never started")
+        return proc.pid
 
     def start_peer(self, sid: int) -> None:
         """Launch peer ``sid`` (it must not be running); does not wait for it to serve."""
@@ -393,11 +420,15 @@ class Ensemble:
         self._signal(p, SIGCONT)
         p.paused = False
 
-    def close(self, timeout: float = 15.0) -> None:
-        """Stop every peer still running: SIGTERM all at once, then a bounded wait each."""
+    def close(self, timeout: float = 15.0, *, graceful: bool = False) -> None:
+        """Stop every peer still running, all at once, then a bounded wait each.
+
+        By default with SIGKILL: a teardown, not a check (a trio-quorum peer takes 2-4 s to
+        exit on SIGTERM; tests/test_ensemble_stop.py checks that, and :meth:`stop` is the clean
+        stop of one peer).  ``graceful``: SIGTERM (+ SIGCONT), then SIGKILL after ``timeout``."""
         for p in self.peers.values():
             if p.running():
-                self._signal(p, SIGTERM)
+                self._signal(p, SIGTERM if graceful else SIGKILL)
                 self._signal(p, SIGCONT)
         deadline = time.monotonic() + timeout
         for p in self.peers.values():
@@ -444,6 +475,41 @@ class Ensemble:
         """The sid of the one live peer whose mode is leader; ``None`` when there is none or several."""
         leaders = [s for s, m in self.modes().items() if m == "leader"]
         return leaders[0] if len(leaders) == 1 else None
+
+    def last_logged_zxid(self, sid: int) -> int:
+        """The highest zxid in peer ``sid``'s txn logs, read from its files (both kinds write
+        ZooKeeper's format): what it logged, acknowledged or not — ``srvr`` shows only what it
+        applied.  0 when nothing is logged.  Safe on a running peer: a half-written last entry
+        reads as a torn tail, which ends the scan."""
+        from trio_quorum.persistence.files import list_logs, scan_log_file
+
+        version2 = str(self.peers[sid].data_dir / "version-2")
+        last = 0
+        if not os.path.isdir(version2):
+            return last
+        for _zxid, path in list_logs(version2):
+            for entry in scan_log_file(path).entries:
+                last = max(last, entry.hdr.zxid)
+        return last
+
+    def wait_logged(self, sid: int, above: int, timeout: float = 30.0) -> int:
+        """Wait until peer ``sid`` has logged a zxid above ``above``; return its last logged zxid."""
+
+        def check() -> tuple[bool, object]:
+            z = self.last_logged_zxid(sid)
+            return z > above, z
+
+        got = self._poll(f"peer {sid} logged a zxid above {above:#x}", timeout, [sid], check)
+        assert isinstance(got, int)
+        return got
+
+    def sessions(self, sid: int) -> set[int]:
+        """Session ids of the client connections peer ``sid`` holds (from its ``cons``)."""
+        try:
+            text = four_letter_word(self.peers[sid].client_port, "cons")
+        except OSError:
+            return set()
+        return {int(m, 16) for m in re.findall(r"sid=0x([0-9a-fA-F]+)", text)}
 
     def session_peer(self, session_id: int) -> int | None:
         """The live peer holding a connection of ``session_id`` (its ``cons`` lists ``sid=0x..``)."""
@@ -499,6 +565,12 @@ class Ensemble:
                 )
             self._pause_between_polls(watched)
 
+    def poll(self, what: str, timeout: float, check: Callable[[], tuple[bool, object]]) -> object:
+        """Poll ``check() -> (done, value)`` (it should ask the peers, e.g. a four-letter word)
+        until done, at most every ``POLL_INTERVAL`` s, up to ``timeout`` s; return the value.
+        A live peer that dies meanwhile ends the wait with its log (:class:`EnsembleError`)."""
+        return self._poll(what, timeout, self.live(), check)
+
     def wait_serving(self, timeout: float = 60.0) -> int:
         """Wait until every live peer answers ``srvr`` with a serving mode and exactly one of them
         is the leader; return the leader's sid."""
@@ -539,6 +611,30 @@ class Ensemble:
         assert isinstance(got, str)
         return got
 
+    def wait_answering(self, sid: int, timeout: float = 60.0) -> None:
+        """Wait until peer ``sid`` answers a four-letter word at all (serving or not): its
+        process is up — for ZooKeeper, the JVM has started — so that a bound on what it does
+        next (rejoin, sync) does not include its start-up time on a loaded machine."""
+
+        def check() -> tuple[bool, object]:
+            try:
+                return bool(four_letter_word(self.peers[sid].client_port, "srvr")), None
+            except OSError as exc:
+                return False, repr(exc)
+
+        self._poll(f"peer {sid} answering srvr", timeout, [sid], check)
+
+    def wait_not_serving(self, sids: Iterable[int], timeout: float = 60.0) -> None:
+        """Wait until every one of ``sids`` is alive and answers ``srvr`` without a serving mode
+        (ZooKeeper's "not currently serving requests": LOOKING, no quorum)."""
+        chosen = list(sids)
+
+        def check() -> tuple[bool, object]:
+            modes = {s: self.mode(s) for s in chosen}
+            return all(m is None for m in modes.values()), modes
+
+        self._poll(f"peers {chosen} not serving", timeout, chosen, check)
+
     def wait_zxid_converged(self, timeout: float = 60.0, sids: Iterable[int] | None = None) -> int:
         """Wait until the given (default: live) peers all report the same ``srvr`` Zxid; return it."""
         chosen = self.live() if sids is None else list(sids)
@@ -576,59 +672,12 @@ def _last_line_with(text: str, needle: str) -> str:
 # -- can it run here? ---------------------------------------------------------------------
 
 
-@functools.cache
-def ensemble_refusal(timeout: float = 60.0) -> str | None:
-    """trio-quorum's refusal line when ``serve`` refuses an ensemble config, else ``None``.
-
-    Found by running one peer of a 3-peer ensemble (cached for the test
-    session): exit status 2 with "replication is not available" is a refusal.
-    A peer that opens its election or client port instead is taken as
-    accepting the config (it is then stopped); any other early exit is an
-    :class:`EnsembleError` with its output (a broken config is a bug here).
-    """
-    with tempfile.TemporaryDirectory(prefix="tq-ensemble-probe-") as tmp:
-        ens = Ensemble(tmp, kind="trio-quorum", size=3)
-        p = ens.peers[1]
-        ens.start_peer(1)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                assert p.proc is not None
-                code = p.proc.poll()
-                if code is not None:
-                    log = ens.logs(1)
-                    if code == 2 and REFUSAL in log:
-                        return _last_line_with(log, REFUSAL).strip()
-                    raise EnsembleError(f"trio-quorum ensemble probe exited with {code}:\n{_tail(log)}")
-                if any(_accepts(port) for port in (p.election_port, p.client_port)):
-                    return None
-                if time.monotonic() >= deadline:
-                    raise EnsembleError(f"trio-quorum ensemble probe neither exited nor listened in {timeout}s")
-                try:  # bounded poll of a process that tells us nothing else
-                    p.proc.wait(POLL_INTERVAL)
-                except subprocess.TimeoutExpired:
-                    pass
-        finally:
-            ens.close()
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def ensemble_unavailable_reason(kind: Kind) -> str | None:
     """Why an ensemble of ``kind`` cannot run here, or ``None``."""
     if kind == "zookeeper":
         reason = zookeeper_unavailable_reason()
         return None if reason is None else f"Apache ZooKeeper unavailable: {reason}"
-    refusal = ensemble_refusal()
-    if refusal is not None:
-        return f"trio-quorum serve refuses ensemble configs until replication lands (issue 10): {refusal}"
-    return None
+    return None  # trio-quorum serves ensembles (a refusal now fails: ReplicationUnavailable)
 
 
 def require_ensemble(kind: Kind) -> None:
@@ -637,3 +686,54 @@ def require_ensemble(kind: Kind) -> None:
     if reason is not None:
         pytest.skip(reason)
 
+
+# -- kazoo clients of an ensemble ---------------------------------------------------------------
+
+
+def connection_retry() -> KazooRetry:
+    """Reconnect quickly (kazoo's default backoff reaches seconds); unbounded tries, each
+    bounded by kazoo's connect timeout."""
+    return KazooRetry(max_tries=-1, delay=0.05, backoff=1.5, max_delay=0.5)
+
+
+def op_retry(deadline: float = 30.0) -> KazooRetry:
+    """Retries connection loss only, up to ``deadline`` s; an expired session is an error, never
+    retried.  Callers of non-idempotent operations decide what a retried create's
+    ``NodeExistsError`` means."""
+    return KazooRetry(max_tries=-1, delay=0.05, backoff=1.3, max_delay=0.5, deadline=deadline, ignore_expire=False)
+
+
+@contextmanager
+def kazoo_client(hosts: str, *, timeout: float = 10.0, randomize: bool = True, start_timeout: float = 30.0) -> Iterator[KazooClient]:
+    """A started kazoo client (session ``timeout`` s, quick reconnects), stopped and closed on exit."""
+    zk = KazooClient(hosts=hosts, timeout=timeout, connection_retry=connection_retry(), randomize_hosts=randomize)
+    zk.start(timeout=start_timeout)
+    try:
+        yield zk
+    finally:
+        zk.stop()
+        zk.close()
+
+
+class StateLog:
+    """kazoo's connection states, in order, with a bounded wait for a given sequence."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+        self._cv = threading.Condition()
+
+    def __call__(self, state: str) -> None:  # a kazoo state listener (kazoo's thread)
+        with self._cv:
+            self.states.append(state)
+            self._cv.notify_all()
+
+    def wait_for(self, *sequence: str, timeout: float) -> list[str]:
+        """Wait until ``sequence`` occurs in order (not necessarily adjacent); return all states."""
+
+        def seen() -> bool:
+            it = iter(self.states)
+            return all(any(s == want for s in it) for want in sequence)
+
+        with self._cv:
+            assert self._cv.wait_for(seen, timeout), f"states {self.states}, wanted {sequence} in order"
+            return list(self.states)
