@@ -149,6 +149,7 @@ class QuorumPeer:
             self.state = ServerState.LOOKING
             self.leader = None
             t0 = trio.current_time()
+            await state.apply_logged()  # vote with the last LOGGED zxid (see apply_logged)
             elected = await self.election.look(state.last_zxid, storage.current_epoch)
             log.info("LOOKING -> %s under leader %d after %.0f ms (election epoch %d)",
                      elected.state.name, elected.leader, (trio.current_time() - t0) * 1000,

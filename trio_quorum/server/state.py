@@ -45,6 +45,8 @@ log = logging.getLogger("trio_quorum.server.state")
 
 _SYNC_CONNECTED = int(KeeperState.SyncConnected)
 _PING = int(OpCode.ping)
+_CREATE_SESSION = int(OpCode.createSession)
+_CLOSE_SESSION = int(OpCode.closeSession)
 _READ = int(Perm.READ)
 
 
@@ -100,6 +102,32 @@ class PeerState:
         if sessions or last:
             log.info("restored %d znodes, %d sessions, last zxid 0x%x", self.tree.node_count(), len(sessions), last)
         return max(last, self.tree.last_processed_zxid)
+
+    async def apply_logged(self) -> int:
+        """Apply the txns this peer logged but never applied; return how many.
+
+        A learner logs a proposal before its COMMIT arrives and a leader logs
+        its own before a quorum acks, so when a role ends the log may be ahead
+        of the tree.  ZAB speaks for the LOG (a peer's history is what it
+        logged; ZooKeeper reloads its database when a role ends): the next
+        election vote and the next sync must carry the last LOGGED zxid, or a
+        txn a quorum logged (and a client was told about) can be lost, and a
+        DIFF resends txns this log already holds.  A new leader TRUNCs
+        whatever of them was never committed (``reload`` then).
+        """
+        storage: Any = self.storage
+        await storage.sync()  # a role cancelled inside its group commit
+        txns = await storage.read_txns(self.tree.last_processed_zxid)
+        now = self.now_ms()
+        for hdr, rec in txns:
+            if hdr.type == _CREATE_SESSION:
+                self.tracker.track_session(hdr.client_id, rec.timeout, now)  # type: ignore[union-attr]
+            elif hdr.type == _CLOSE_SESSION:
+                self.tracker.remove(hdr.client_id)
+            self.tree.apply(hdr, rec)
+        if txns:
+            log.info("applied %d logged txns the tree lacked, last zxid now 0x%x", len(txns), self.last_zxid)
+        return len(txns)
 
     async def reload(self) -> int:
         """Rebuild the tree from storage (after a TRUNC dropped logged txns it had applied)."""
