@@ -350,7 +350,7 @@ def following_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid:
     name = "observing" if observer else "following"
 
     async def run_role(ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *,
-                       task_status: trio.TaskStatus[Chain]) -> None:
+                       task_status: trio.TaskStatus[Chain]) -> str | None:
         storage: Any = state.storage
         core = LearnerCore(
             my_sid, accepted_epoch=storage.accepted_epoch, current_epoch=storage.current_epoch,
@@ -366,5 +366,6 @@ def following_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid:
             ChildSpec("zab", driver.run, restart=TEMPORARY, mailbox=0, shutdown=1.0, significant=True),
         ]
         await run_chain_role(ctx, chain, children, clients, on_chain, task_status, serve_now=False)
+        return driver.lost  # why the role ended on its own (the role loop logs it)
 
     return ChildSpec(name, run_role, restart=TEMPORARY, mailbox=0, shutdown=float("inf"))

@@ -306,7 +306,7 @@ def leading_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid: i
     assert quorum is not None
 
     async def run_role(ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *,
-                       task_status: trio.TaskStatus[Chain]) -> None:
+                       task_status: trio.TaskStatus[Chain]) -> str | None:
         storage: Any = state.storage
         core = LeaderCore(
             my_sid, voters, accepted_epoch=storage.accepted_epoch, current_epoch=storage.current_epoch,
@@ -326,6 +326,7 @@ def leading_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid: i
             ChildSpec("container-checker", _container_checker(state, clients), mailbox=0, shutdown=1.0),
         ]
         await run_chain_role(ctx, chain, children, clients, on_chain, task_status, serve_now=False)
+        return driver.stepped_down  # why the role ended on its own (the role loop logs it)
 
     return ChildSpec("leading", run_role, restart=TEMPORARY, mailbox=0, shutdown=float("inf"))
 

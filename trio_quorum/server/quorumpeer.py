@@ -215,8 +215,10 @@ def _watch_exit(spec: ChildSpec, ended: trio.Event, outcome: dict[str, Any]) -> 
 
     async def run(ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: Any) -> None:
         try:
-            await inner(ctx, inbox, task_status=task_status)
-            outcome["reason"] = ctx.stop_reason or "role ended"
+            why = await inner(ctx, inbox, task_status=task_status)
+            # A role that ended on its own returns why (a leader that stepped
+            # down, a learner that lost its leader).
+            outcome["reason"] = ctx.stop_reason or why or "role ended"
         except trio.Cancelled:
             outcome["reason"] = ctx.stop_reason or "cancelled"
             raise
