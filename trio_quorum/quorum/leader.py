@@ -321,11 +321,16 @@ class LeaderCore:
         self._maybe_epoch_quorum()
 
     def _on_ackepoch(self, h: LearnerHandler, ack: p.AckEpoch) -> None:
-        if (ack.current_epoch, ack.last_zxid) > self._summary:
+        # Before the epoch is decided, compare with the leader's state from
+        # before this leadership (ZooKeeper's waitForEpochAck); after it, with
+        # its state now: a learner that acked this very epoch and restarted
+        # has currentEpoch == epoch, ahead of the old summary but not of us.
+        mine = self._summary if self.state is ZabState.DISCOVERY else (self.current_epoch, self.last_proposed)
+        if (ack.current_epoch, ack.last_zxid) > mine:
             reason = (
                 f"Follower {h.sid} is ahead of the leader: its (currentEpoch, lastZxid) = "
                 f"({ack.current_epoch}, {zxid_hex(ack.last_zxid)}), the leader's = "
-                f"({self._summary[0]}, {zxid_hex(self._summary[1])})"
+                f"({mine[0]}, {zxid_hex(mine[1])})"
             )
             if self.state is ZabState.DISCOVERY:
                 self._step_down(reason)
