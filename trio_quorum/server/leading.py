@@ -78,6 +78,8 @@ class LeaderDriver:
         self.committed = core.last_committed
         self._commit_wait = trio.lowlevel.ParkingLot()
         self.stepped_down: str | None = None
+        #: The zab actor ended: nothing will commit any more.
+        self.finished = False
         self._stop = trio.Event()
         self.established = False
 
@@ -142,6 +144,7 @@ class LeaderDriver:
             self.stepped_down = reason
             log.warning("leader stepping down: %s", reason)
             self._stop.set()
+            self._commit_wait.unpark_all()  # the commit stage stops waiting (CommitStage.handle)
 
     def _establish(self, epoch: int) -> None:
         assert self.prep is not None and self.chain is not None
@@ -178,14 +181,21 @@ class LeaderDriver:
     # ------------------------------------------------------------ the zab actor
     async def run(self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *,
                   task_status: trio.TaskStatus[None]) -> None:
-        from ..net import Batch, LinkDown
-
         core = self.core
         links = self.links
         # No drain here: learners may have sent FOLLOWERINFO before this role
         # started.  A stale packet of an older epoch is out of place for the
         # core, which drops that learner (it re-registers).
         task_status.started()
+        try:
+            await self._run(ctx, core, links)
+        finally:
+            self.finished = True
+            self._commit_wait.unpark_all()
+
+    async def _run(self, ctx: Context, core: LeaderCore, links: Any) -> None:
+        from ..net import Batch, LinkDown
+
         await self.execute(core.start(self.state.now_ms()))
         tick = core.tick_time / 2000
         async with trio.open_nursery() as nursery:
@@ -294,7 +304,31 @@ class CommitStage:
         last = max((req.hdr.zxid for req in batch if req.hdr is not None), default=None)  # type: ignore[attr-defined]
         driver = self.driver
         while last is not None and driver.committed < last:
+            if driver.stepped_down is not None or driver.finished:
+                self._abandon(batch)
+                return
             await driver._commit_wait.park()
+
+    def _abandon(self, batch: list[Request]) -> None:
+        """The leader stopped: pass on the committed prefix, drop the rest unanswered.
+
+        Nothing after the first uncommitted txn may be applied or answered; its
+        clients are closed when the role ends (they see a connection loss, as
+        with ZooKeeper).  Without this the stage waited out its stop grace for
+        commits that could never come, holding the peer out of the election.
+        """
+        committed = self.driver.committed
+        k = next((i for i, req in enumerate(batch)
+                  if req.hdr is not None and req.hdr.zxid > committed), len(batch))  # type: ignore[attr-defined]
+        dropped = batch[k:]
+        del batch[k:]
+        self.driver.state.stats.outstanding -= len(dropped)
+        for req in dropped:
+            if req.conn is not None:
+                req.conn.outstanding -= 1
+        if self.driver.chain is not None:
+            self.driver.chain.in_flight -= len(dropped)
+        log.info("leader stopped: %d requests of a batch dropped uncommitted", len(dropped))
 
 
 def leading_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid: int, voters: set[int],
