@@ -329,6 +329,14 @@ class CommitStage:
             state.stats.outstanding += foreign  # final counts every request it answers
             self.final.handle_now(ready)
 
+    def abandon(self) -> None:
+        """The role ended: requests still waiting for the leader are never answered
+        (their clients were closed); release them from ``stats.outstanding``."""
+        self.state.stats.outstanding -= len(self.pending)
+        self.pending.clear()
+        self.writes.clear()
+        self.syncs.clear()
+
     def sync_done(self, token: object) -> None:
         req = self.syncs.pop(token, None)  # type: ignore[arg-type]
         if req is None:
@@ -365,7 +373,10 @@ def following_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid:
         children = chain.child_specs() + [
             ChildSpec("zab", driver.run, restart=TEMPORARY, mailbox=0, shutdown=1.0, significant=True),
         ]
-        await run_chain_role(ctx, chain, children, clients, on_chain, task_status, serve_now=False)
+        try:
+            await run_chain_role(ctx, chain, children, clients, on_chain, task_status, serve_now=False)
+        finally:
+            commit.abandon()
         return driver.lost  # why the role ended on its own (the role loop logs it)
 
     return ChildSpec(name, run_role, restart=TEMPORARY, mailbox=0, shutdown=float("inf"))
