@@ -63,9 +63,10 @@ def test_learner_ahead_in_an_older_epoch_is_truncated_to_that_epoch() -> None:
 
 def test_learner_newer_than_the_leader_is_truncated() -> None:
     assert choose_sync(z(3, 4), LOG, z(3, 1)) == SyncPlan(SyncMode.TRUNC, z(3, 1), len(LOG), 0)
-    # An outstanding proposal it already has is not truncated, the rest follows.
+    # Even an outstanding proposal it already has is truncated and sent again
+    # (ZooKeeper's rule: nothing uncommitted stays in a learner's tree).
     assert choose_sync(z(4, 1), LOG, z(3, 1), [z(4, 1), z(4, 2)]) == SyncPlan(
-        SyncMode.DIFF, z(3, 1), len(LOG), 1
+        SyncMode.TRUNC, z(3, 1), len(LOG), 0
     )
 
 
@@ -156,6 +157,8 @@ def test_replaying_the_plan_yields_the_leaders_history(
     if plan.mode is SyncMode.SNAP:
         bottom = base if base is not None else (window[0] if window else last)
         assert L < bottom or (is_epoch_start(L) and L > (in_flight[-1] if in_flight else last))
-    # Nothing the learner holds of the leader's history is ever truncated.
+    # Nothing the learner holds of the leader's COMMITTED history is ever
+    # truncated (proposals in flight are, and sent again: ZooKeeper's rule).
     if plan.mode is SyncMode.TRUNC:
-        assert all(x <= plan.zxid for x in learner if x in zxids)
+        assert all(x <= plan.zxid for x in learner if x in committed_all)
+        assert plan.zxid <= last

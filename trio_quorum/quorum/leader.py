@@ -78,7 +78,6 @@ __sans_io__ = True
 
 __all__ = ["LeaderCore", "NotLeadingError"]
 
-
 class NotLeadingError(Exception):
     """``propose`` before the leader is established, or after it stopped."""
 
@@ -139,9 +138,7 @@ class LeaderCore:
         self._epoch_ackers: set[int] = set()
         self._newleader_ackers: set[int] = set()
 
-        self._committed: list[p.Proposal] = (
-            list(history[-commit_log_count:]) if commit_log_count else []
-        )
+        self._committed: list[p.Proposal] = list(history[-commit_log_count:]) if commit_log_count else []
         self._committed_zxids = [x.zxid for x in self._committed]
         if len(self._committed) < len(history):
             history_base = history[-len(self._committed) - 1].zxid if self._committed else last_zxid
@@ -151,10 +148,8 @@ class LeaderCore:
         self._outstanding: deque[p.Proposal] = deque()
         self.last_proposed = last_zxid
         self._self_persisted = last_zxid
-        #: (zxid to wait for, the asking handler or None for the leader's own
-        #: client, token), zxids non-decreasing.  The handler, not its sid: a
-        #: learner that reconnected must not get the old link's answers.
-        self._pending_syncs: deque[tuple[int, LearnerHandler | None, object]] = deque()
+        #: (zxid to wait for, learner sid or None for the leader's own client, token), zxids non-decreasing.
+        self._pending_syncs: deque[tuple[int, int | None, object]] = deque()
         self._local: list[Effect] = []
 
     # -- public API ----------------------------------------------------------
@@ -173,9 +168,7 @@ class LeaderCore:
             return self._flush()
         h = self.handlers.get(sid)
         if h is None:
-            self._local.append(
-                DropLearner(sid, f"{type(packet).__name__} from {sid} before FOLLOWERINFO")
-            )
+            self._local.append(DropLearner(sid, f"{type(packet).__name__} from {sid} before FOLLOWERINFO"))
             return self._flush()
         error = h.check(packet)
         if error is not None:
@@ -194,7 +187,7 @@ class LeaderCore:
         elif isinstance(packet, p.Revalidate):
             self._local.append(RevalidateSession(sid, packet.session_id, packet.timeout))
         elif isinstance(packet, p.SyncRequest):
-            self._on_sync_request(h, packet.token)
+            self._on_sync_request(sid, packet.token)
         return self._flush()
 
     def learner_lost(self, sid: int) -> list[Effect]:
@@ -270,9 +263,7 @@ class LeaderCore:
         for h in list(self.handlers.values()):
             limit = sync_ms if h.synced else init_ms
             if now - h.last_heard > limit:
-                self._drop(
-                    h, f"learner {h.sid} silent for {now - h.last_heard} ms (limit {limit} ms)"
-                )
+                self._drop(h, f"learner {h.sid} silent for {now - h.last_heard} ms (limit {limit} ms)")
         if self.state is not ZabState.BROADCAST:
             if now - self._phase_started > init_ms:
                 what = "epoch" if self.state is ZabState.DISCOVERY else "NEWLEADER"
@@ -280,9 +271,7 @@ class LeaderCore:
             return self._flush()
         synced = {self.sid} | {h.sid for h in self.handlers.values() if h.voter and h.synced}
         if len(synced) < self.quorum_size:
-            self._step_down(
-                f"Not sufficient followers synced, only synced with sids: {sorted(synced)}"
-            )
+            self._step_down(f"Not sufficient followers synced, only synced with sids: {sorted(synced)}")
             return self._flush()
         for h in self.handlers.values():
             if h.synced:
@@ -332,15 +321,21 @@ class LeaderCore:
         self._maybe_epoch_quorum()
 
     def _on_ackepoch(self, h: LearnerHandler, ack: p.AckEpoch) -> None:
-        # Only while the epoch is being established (ZooKeeper's waitForEpochAck
-        # returns early once electionFinished): later, a learner that acked our
-        # own NEWLEADER legitimately reports currentEpoch == our epoch.
-        if self.state is ZabState.DISCOVERY and (ack.current_epoch, ack.last_zxid) > self._summary:
-            self._step_down(
+        # Before the epoch is decided, compare with the leader's state from
+        # before this leadership (ZooKeeper's waitForEpochAck); after it, with
+        # its state now: a learner that acked this very epoch and restarted
+        # has currentEpoch == epoch, ahead of the old summary but not of us.
+        mine = self._summary if self.state is ZabState.DISCOVERY else (self.current_epoch, self.last_proposed)
+        if (ack.current_epoch, ack.last_zxid) > mine:
+            reason = (
                 f"Follower {h.sid} is ahead of the leader: its (currentEpoch, lastZxid) = "
                 f"({ack.current_epoch}, {zxid_hex(ack.last_zxid)}), the leader's = "
-                f"({self._summary[0]}, {zxid_hex(self._summary[1])})"
+                f"({mine[0]}, {zxid_hex(mine[1])})"
             )
+            if self.state is ZabState.DISCOVERY:
+                self._step_down(reason)
+            else:
+                self._drop(h, reason)
             return
         h.current_epoch, h.last_zxid = ack.current_epoch, ack.last_zxid
         h.phase = HandlerPhase.EPOCH_ACKED
@@ -372,11 +367,7 @@ class LeaderCore:
         assert self.epoch is not None
         in_flight: Sequence[p.Proposal] = () if h.observer else self._outstanding
         plan = choose_sync(
-            h.last_zxid,
-            self._committed_zxids,
-            self.last_committed,
-            [x.zxid for x in in_flight],
-            self._base,
+            h.last_zxid, self._committed_zxids, self.last_committed, [x.zxid for x in in_flight], self._base
         )
         h.queue_sync(plan, self._committed, list(in_flight), make_zxid(self.epoch, 0))
 
@@ -402,10 +393,7 @@ class LeaderCore:
                 self._advance_commit()
 
     def _maybe_establish(self) -> None:
-        if (
-            self.state is not ZabState.SYNCHRONIZATION
-            or len(self._newleader_ackers) < self.quorum_size
-        ):
+        if self.state is not ZabState.SYNCHRONIZATION or len(self._newleader_ackers) < self.quorum_size:
             return
         assert self.epoch is not None
         self.state = ZabState.BROADCAST
@@ -447,7 +435,7 @@ class LeaderCore:
                 h.queue_commits(done)
         self._answer_syncs()
 
-    def _on_sync_request(self, who: LearnerHandler | None, token: object) -> None:
+    def _on_sync_request(self, who: int | None, token: object) -> None:
         if self._outstanding:
             self._pending_syncs.append((self.last_proposed, who, token))
         else:
@@ -459,12 +447,13 @@ class LeaderCore:
             _, who, token = pending.popleft()
             self._reply_sync(who, token)
 
-    def _reply_sync(self, who: LearnerHandler | None, token: object) -> None:
+    def _reply_sync(self, who: int | None, token: object) -> None:
         if who is None:
             self._local.append(SyncDone(token))
             return
-        if self.handlers.get(who.sid) is who:
-            who.queue(p.Sync(token))
+        h = self.handlers.get(who)
+        if h is not None:
+            h.queue(p.Sync(token))
 
     # -- plumbing ----------------------------------------------------------------
 

@@ -25,13 +25,14 @@ The plan, by cases (``t`` = the largest zxid of H below ``L``):
 learner                                         plan
 ==============================================  =============================
 ``L == last``                                   empty DIFF, then in-flight
-``L`` in H                                      DIFF, then H after ``L``
+``L`` in the committed part of H                DIFF, then H after ``L``
 ``L = (e, 0)`` (an epoch start, never a txn),   DIFF, then H after ``L``
 ``bottom <= L <= top of H``                     (ZooKeeper's isPeerNewEpochZxid)
 ``L < bottom``, or an epoch start above H       SNAP at ``last``, then in-flight
+``L`` > ``last`` (beyond what is committed,      TRUNC to ``last``, then in-flight
+even if in flight: ZooKeeper's rule)
 otherwise (``L`` not in H: the learner logged   TRUNC to ``t``, then H after ``t``
-txns this leader never had; older epoch or
-newer than the leader's last)
+txns this leader never had, older epoch)
 ==============================================  =============================
 
 Why TRUNC to ``t`` is right (ZAB's prefix property): a learner's log is a
@@ -110,13 +111,9 @@ def choose_sync(
     L, last = learner_last_zxid, leader_last_zxid
     nc, nf = len(committed), len(in_flight)
     if nc and committed[-1] != last:
-        raise ValueError(
-            f"committed log ends at {zxid_hex(committed[-1])}, not at {zxid_hex(last)}"
-        )
+        raise ValueError(f"committed log ends at {zxid_hex(committed[-1])}, not at {zxid_hex(last)}")
     if nf and in_flight[0] <= last:
-        raise ValueError(
-            f"in-flight proposal {zxid_hex(in_flight[0])} is not above {zxid_hex(last)}"
-        )
+        raise ValueError(f"in-flight proposal {zxid_hex(in_flight[0])} is not above {zxid_hex(last)}")
 
     if L == last:
         return SyncPlan(SyncMode.DIFF, last, nc, 0)
@@ -136,9 +133,12 @@ def choose_sync(
             return SyncPlan(SyncMode.DIFF, last, i, 0)
         return SyncPlan(SyncMode.TRUNC, prev, i, 0)
 
-    # L > last: compare with the proposals in flight.
-    j = bisect_right(in_flight, L)  # in_flight[j-1] <= L < in_flight[j]
-    if (j and in_flight[j - 1] == L) or is_epoch_start(L):
-        return SyncPlan(SyncMode.DIFF, last, nc, j)
-    t = in_flight[j - 1] if j else last
-    return SyncPlan(SyncMode.TRUNC, t, nc, j)
+    # L > last: the learner logged txns this leader has not committed (some
+    # may be its proposals in flight).  ZooKeeper's rule: TRUNC to the last
+    # committed, then every proposal in flight again.  A DIFF would leave them
+    # in the learner's tree (a learner applies its whole log when a role
+    # ends), served and snapshotted before they commit, and perhaps never.
+    if is_epoch_start(L):
+        return SyncPlan(SyncMode.DIFF, last, nc, bisect_right(in_flight, L))
+    return SyncPlan(SyncMode.TRUNC, last, nc, 0)
+

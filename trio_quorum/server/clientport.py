@@ -145,6 +145,13 @@ class ClientPort:
     def serving(self) -> bool:
         return self.listening and self.chain is not None and self.chain.running
 
+    def add_connection(self, conn: ClientConnection) -> None:
+        """Register a connection that did not come through the listener (an in-memory
+        client of a simulation): it is listed, pinged for and closed like any other."""
+        self._conns.add(conn)
+        ip = conn.remote[0]
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+
     def close_all(self, reason: str) -> None:
         """Close every client connection now (the chain they talked to is gone)."""
         for conn in list(self._conns):

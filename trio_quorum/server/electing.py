@@ -100,6 +100,7 @@ class ElectionService:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._ticker)
+                    nursery.start_soon(_stop_when_asked, ctx, nursery.cancel_scope)
                     async for item in links.inbound:
                         if isinstance(item, Batch):
                             now = trio.current_time()
@@ -130,3 +131,9 @@ class ElectionService:
                 await changed.wait()
             if trio.current_time() >= deadline:
                 self._execute(self.core.tick(trio.current_time()))
+
+
+async def _stop_when_asked(ctx: Context, scope: trio.CancelScope) -> None:
+    """A stop request ends the actor at once (its links close with it), not after its grace."""
+    await ctx.wait_stop_requested()
+    scope.cancel(reason=f"{ctx.path} asked to stop")

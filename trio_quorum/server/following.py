@@ -322,6 +322,14 @@ class CommitStage(NoDirectStage):
             state.stats.outstanding += foreign  # final counts every request it answers
             self.final.handle_now(ready)
 
+    def abandon(self) -> None:
+        """The role ended: requests still waiting for the leader are never answered
+        (their clients were closed); release them from ``stats.outstanding``."""
+        self.state.stats.outstanding -= len(self.pending)
+        self.pending.clear()
+        self.writes.clear()
+        self.syncs.clear()
+
     def sync_done(self, token: object) -> None:
         req = self.syncs.pop(token, None) if isinstance(token, int) else None
         if req is None:
@@ -343,7 +351,7 @@ def following_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid:
     name = "observing" if observer else "following"
 
     async def run_role(ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *,
-                       task_status: trio.TaskStatus[Chain]) -> None:
+                       task_status: trio.TaskStatus[Chain]) -> str | None:
         storage: Any = state.storage
         core = LearnerCore(
             my_sid, accepted_epoch=storage.accepted_epoch, current_epoch=storage.current_epoch,
@@ -358,6 +366,10 @@ def following_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid:
         children = chain.child_specs() + [
             ChildSpec("zab", driver.run, restart=TEMPORARY, mailbox=0, shutdown=1.0, significant=True),
         ]
-        await run_chain_role(ctx, chain, children, clients, on_chain, task_status, serve_now=False)
+        try:
+            await run_chain_role(ctx, chain, children, clients, on_chain, task_status, serve_now=False)
+        finally:
+            commit.abandon()
+        return driver.ended  # why the role ended on its own (the role loop logs it)
 
-    return ChildSpec(name, run_role, restart=TEMPORARY, mailbox=0, shutdown=float("inf"))
+    return ChildSpec(name, cast(Any, run_role), restart=TEMPORARY, mailbox=0, shutdown=float("inf"))

@@ -81,6 +81,8 @@ class LeaderDriver(ZabDriver):
         #: Highest zxid the core committed (a quorum logged it).
         self.committed = core.last_committed
         self.commit_wait = trio.lowlevel.ParkingLot()
+        #: The zab actor ended: nothing will commit any more.
+        self.finished = False
         self.established = False
 
     def now(self) -> int:
@@ -176,7 +178,19 @@ class LeaderDriver(ZabDriver):
         req.owner = learner_owner(sid)
         self.clients.submit([req])
 
+    def end(self, reason: str) -> None:
+        super().end(reason)
+        self.commit_wait.unpark_all()  # the commit stage stops waiting (CommitStage.handle)
+
     # ------------------------------------------------------------ the zab actor
+    async def run(self, ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *,
+                  task_status: trio.TaskStatus[None]) -> None:
+        try:
+            await super().run(ctx, inbox, task_status=task_status)
+        finally:
+            self.finished = True
+            self.commit_wait.unpark_all()
+
     async def begin(self) -> bool:
         # No drain here: learners may have sent FOLLOWERINFO before this role
         # started.  A stale packet of an older epoch is out of place for the
@@ -256,7 +270,31 @@ class CommitStage(NoDirectStage):
         last = _last_zxid(batch)
         driver = self.driver
         while last is not None and driver.committed < last:
+            if driver.ended is not None or driver.finished:
+                self._abandon(batch)
+                return
             await driver.commit_wait.park()
+
+    def _abandon(self, batch: list[Request]) -> None:
+        """The leader stopped: pass on the committed prefix, drop the rest unanswered.
+
+        Nothing after the first uncommitted txn may be applied or answered; its
+        clients are closed when the role ends (they see a connection loss, as
+        with ZooKeeper).  Without this the stage waited out its stop grace for
+        commits that could never come, holding the peer out of the election.
+        """
+        committed = self.driver.committed
+        k = next((i for i, req in enumerate(batch)
+                  if req.hdr is not None and req.hdr.zxid > committed), len(batch))  # type: ignore[attr-defined]
+        dropped = batch[k:]
+        del batch[k:]
+        self.driver.state.stats.outstanding -= len(dropped)
+        for req in dropped:
+            if req.conn is not None:
+                req.conn.outstanding -= 1
+        if self.driver.chain is not None:
+            self.driver.chain.in_flight -= len(dropped)
+        log.info("leader stopped: %d requests of a batch dropped uncommitted", len(dropped))
 
 
 def leading_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid: int, voters: set[int],
@@ -268,7 +306,7 @@ def leading_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid: i
     assert quorum is not None
 
     async def run_role(ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *,
-                       task_status: trio.TaskStatus[Chain]) -> None:
+                       task_status: trio.TaskStatus[Chain]) -> str | None:
         storage: Any = state.storage
         core = LeaderCore(
             my_sid, voters, accepted_epoch=storage.accepted_epoch, current_epoch=storage.current_epoch,
@@ -292,8 +330,9 @@ def leading_role(state: PeerState, clients: ClientPort, links: Any, *, my_sid: i
             ChildSpec("container-checker", _container_checker(state, clients), mailbox=0, shutdown=1.0),
         ]
         await run_chain_role(ctx, chain, children, clients, on_chain, task_status, serve_now=False)
+        return driver.ended  # why the role ended on its own (the role loop logs it)
 
-    return ChildSpec("leading", run_role, restart=TEMPORARY, mailbox=0, shutdown=float("inf"))
+    return ChildSpec("leading", cast(Any, run_role), restart=TEMPORARY, mailbox=0, shutdown=float("inf"))
 
 
 def _read_check(prep: Prep) -> Callable[[Request], None]:

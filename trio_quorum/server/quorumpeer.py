@@ -277,12 +277,14 @@ class QuorumPeer:
 
 def _watch_exit(spec: ChildSpec, ended: trio.Event, outcome: dict[str, Any]) -> ChildSpec:
     """``spec`` whose actor reports how it ended (the role loop waits on ``ended``)."""
-    inner = spec.start
+    inner: Any = spec.start  # a role returns why it ended on its own (or None)
 
     async def run(ctx: Context, inbox: trio.abc.ReceiveChannel[Any], *, task_status: Any) -> None:
         try:
-            await inner(ctx, inbox, task_status=task_status)
-            outcome["reason"] = ctx.stop_reason or "role ended"
+            why = await inner(ctx, inbox, task_status=task_status)
+            # A role that ended on its own returns why (a leader that stepped
+            # down, a learner that lost its leader).
+            outcome["reason"] = ctx.stop_reason or why or "role ended"
         except trio.Cancelled:
             outcome["reason"] = ctx.stop_reason or "cancelled"
             raise

@@ -123,6 +123,11 @@ async def run_chain_role(ctx: Context, chain: Chain, children: list[ChildSpec], 
                 raise RoleFailed(reason) from cause.exc
     finally:
         chain.detach()
+        if chain.in_flight:
+            # Requests the stages never got through (cancelled with the role):
+            # never answered, so released here or stats.outstanding leaks.
+            clients.stats.outstanding -= chain.in_flight
+            chain.in_flight = 0
         clients.detach_chain(chain)
         if on_chain is not None:
             on_chain(None)

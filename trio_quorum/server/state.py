@@ -131,6 +131,7 @@ class PeerState:
         here are truncated later if the new leader says so (TRUNC).
         """
         storage: Any = self.storage
+        await storage.sync()  # a role cancelled inside its group commit left appends unsynced
         last = self.tree.last_processed_zxid
         if storage.last_zxid <= last:
             return last
