@@ -55,15 +55,7 @@ KINDS = [
 #: Restarting a killed peer mid-load meets a trio-quorum bug (tests/test_ensemble_rejoin.py).
 KINDS_RESTARTS = [
     pytest.param("zookeeper", marks=pytest.mark.zookeeper, id="zookeeper"),
-    pytest.param(
-        "trio-quorum",
-        id="trio-quorum",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="trio-quorum bug: a restarted follower whose log ends after the leader's election "
-            "is dropped as 'ahead of the leader' forever (see tests/test_ensemble_rejoin.py)",
-        ),
-    ),
+    pytest.param("trio-quorum", id="trio-quorum"),
 ]
 
 START_TIMEOUT = 60.0

@@ -202,7 +202,9 @@ def test_cli_switch_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
         seen["readonlymode"] = args.readonlymode
         return 0
 
-    monkeypatch.setattr(cli, "_serve", fake_serve)
+    import trio_quorum.ops.serve as ops_serve
+
+    monkeypatch.setattr(ops_serve, "run_serve", fake_serve)
     monkeypatch.delenv("TRIO_QUORUM_READONLYMODE", raising=False)
     cli.main(["serve"])
     assert seen["readonlymode"] is False
