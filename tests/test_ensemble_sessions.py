@@ -28,23 +28,19 @@ from trio_quorum.protocol.records import (
     CreateRequest,
     SetDataRequest,
     encode_connect_request,
-    encode_request,
 )
 from trio_quorum.server.peer import Peer
+
+from .test_supervision import Session
 
 BOUND = 20
 
 
-class RawSession:
-    """A ZooKeeper connection on a trio socket: connect (new or existing session), calls."""
+class RawSession(Session):
+    """test_supervision's bare session, connecting with an existing session id and password too."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.buf = b""
-        self.xid = 0
-        self.session_id = 0
-        self.passwd = b""
-        self.timeout = 0
+    passwd = b""
+    timeout = 0
 
     @classmethod
     async def connect(cls, port: int, session_id: int = 0, passwd: bytes = bytes(16)) -> RawSession:
@@ -55,28 +51,6 @@ class RawSession:
         (n,) = struct.unpack(">i", rsp[16:20])
         s.passwd = rsp[20:20 + n]
         return s
-
-    async def _exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            data = await self.stream.receive_some(65536)
-            if not data:
-                raise EOFError("server closed the connection")
-            self.buf += data
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    async def frame(self) -> bytes:
-        (n,) = struct.unpack(">i", await self._exact(4))
-        return await self._exact(n)
-
-    async def call(self, opcode: int, request: object) -> int:
-        self.xid += 1
-        await self.stream.send_all(encode_request(self.xid, opcode, request))
-        while True:
-            f = await self.frame()
-            xid, _zxid, err = struct.unpack(">iqi", f[:16])
-            if xid == self.xid:
-                return int(err)
 
     async def aclose(self) -> None:
         await self.stream.aclose()
